@@ -1,0 +1,175 @@
+"""Blob: the unit of data that flows through a net.
+
+A :class:`Blob` holds two arrays of identical shape, ``data`` (forward values) and ``diff`` (the gradient of the
+net's loss with respect to ``data``), exactly as Caffe's ``Blob``. Arrays are C-ordered NumPy arrays (N x C x H x W
+for images) of the net's dtype, allocated lazily on first access so that a TEST-phase net that never runs
+backward never pays for its diffs.
+
+Diff semantics (the three rules every layer obeys; they are tested in ``tests/test_blob.py``)
+------------------------------------------------------------------------------------------
+1. ``Layer.backward`` **overwrites** the diffs of its bottom blobs.
+2. Parameter blobs (``layer.blobs``) **accumulate** their diffs (``+=``); the solver zeroes them before each
+   iteration, so ``iter_size`` accumulation and weight sharing work.
+3. Fan-out is never implicit: when one top feeds several bottoms the net inserts a ``Split`` layer whose
+   backward **sums** the diffs of its tops into its bottom.
+
+A layer may either write into ``top.data`` in place or assign a new array of the blob's shape to it; the
+setter checks the shape and casts the dtype.
+"""
+import numpy as np
+
+from .errors import ShapeError
+
+#: Largest number of elements a single blob may hold (Caffe: INT_MAX). Checked before allocating so that an
+#: absurd shape fails with a message instead of a MemoryError or a machine that swaps.
+MAX_BLOB_COUNT = 2**31 - 1
+
+
+def shape_string(shape):
+    """Caffe's shape string, ``'1 3 500 500 (750000)'``."""
+    count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    return " ".join(str(int(d)) for d in shape) + " (%d)" % count
+
+
+def check_shape(shape, where=""):
+    """Return ``shape`` as a tuple of ints after checking it is non-negative and not absurdly large.
+
+    Raises
+    ------
+    ShapeError
+        If a dimension is negative or the element count exceeds :data:`MAX_BLOB_COUNT`.
+    """
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ShapeError("%sshape %r is not a sequence of integers" % (where, shape)) from None
+    if any(d < 0 for d in shape):
+        raise ShapeError("%sshape %s has a negative dimension" % (where, " ".join(map(str, shape))))
+    count = 1
+    for d in shape:
+        count *= d
+    if count > MAX_BLOB_COUNT:
+        raise ShapeError("%sshape %s has %d elements, more than the limit of %d"
+                         % (where, " ".join(map(str, shape)), count, MAX_BLOB_COUNT))
+    return shape
+
+
+class Blob:
+    """A named pair of arrays, ``data`` and ``diff``, of one shape and dtype.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Initial shape, e.g. ``(N, C, H, W)``; ``()`` is a scalar (loss) blob.
+    dtype : numpy dtype, optional
+        ``float32`` (default) or ``float64``.
+    name : str, optional
+        The blob's name in the net, used in error messages.
+    """
+
+    def __init__(self, shape=(), dtype=np.float32, name=""):
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self._shape = check_shape(shape, self._where())
+        self._data = None
+        self._diff = None
+
+    def _where(self):
+        return "blob '%s': " % self.name if self.name else ""
+
+    # -- shape -------------------------------------------------------------------------------------------
+    @property
+    def shape(self):
+        """Tuple of ints."""
+        return self._shape
+
+    @property
+    def count(self):
+        """Number of elements."""
+        return int(np.prod(self._shape, dtype=np.int64)) if self._shape else 1
+
+    @property
+    def num_axes(self):
+        return len(self._shape)
+
+    def shape_string(self):
+        return shape_string(self._shape)
+
+    def canonical_axis(self, axis):
+        """Caffe's ``CanonicalAxisIndex``: a negative axis counts from the end."""
+        n = len(self._shape)
+        if not -n <= axis < n and not (n == 0 and axis in (0, -1)):
+            raise ShapeError("%saxis %d out of range for a %d-axis blob of shape %s"
+                             % (self._where(), axis, n, self.shape_string()))
+        return axis + n if axis < 0 else axis
+
+    def count_range(self, start, end=None):
+        """Product of dims ``start..end-1`` (Caffe's ``count(start, end)``)."""
+        end = len(self._shape) if end is None else end
+        return int(np.prod(self._shape[start:end], dtype=np.int64))
+
+    def reshape(self, shape):
+        """Change the shape; the arrays are reallocated (zeroed) only if the shape actually changed."""
+        shape = check_shape(shape, self._where())
+        if shape != self._shape:
+            self._shape = shape
+            self._data = None
+            self._diff = None
+
+    def reshape_like(self, other):
+        self.reshape(other.shape)
+
+    # -- arrays ------------------------------------------------------------------------------------------
+    def _coerce(self, value, what):
+        value = np.asarray(value)
+        if value.shape != self._shape:
+            if value.size == self.count:
+                value = value.reshape(self._shape)
+            else:
+                raise ShapeError("%scannot assign %s of shape %s to a blob of shape %s"
+                                 % (self._where(), what, shape_string(value.shape), self.shape_string()))
+        if value.dtype != self.dtype:
+            value = value.astype(self.dtype)
+        return value
+
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = np.zeros(self._shape, dtype=self.dtype)
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = self._coerce(value, "data")
+
+    @property
+    def diff(self):
+        if self._diff is None:
+            self._diff = np.zeros(self._shape, dtype=self.dtype)
+        return self._diff
+
+    @diff.setter
+    def diff(self, value):
+        self._diff = self._coerce(value, "diff")
+
+    def has_diff(self):
+        """True when the diff array has been allocated (something wrote or read it)."""
+        return self._diff is not None
+
+    def release(self):
+        """Drop both arrays (they are reallocated as zeros on next access); used to bound memory."""
+        self._data = None
+        self._diff = None
+
+    def share_data(self, other):
+        """Make this blob's data the very array of ``other`` (same shape required)."""
+        self._data = other.data
+
+    def share_diff(self, other):
+        self._diff = other.diff
+
+    def asum_data(self):
+        return float(np.abs(self.data).sum())
+
+    def __repr__(self):
+        return "Blob(%r, shape=%s, dtype=%s)" % (self.name, self.shape_string(), self.dtype.name)

@@ -1,0 +1,41 @@
+"""Shared fixtures.
+
+Anchors (real files no one here wrote) are found through ``CRFRNN_ANCHORS`` or ``../shared/anchors``. Where
+they are absent, tests that need them skip with that reason, except under ``CI=true`` where absence fails.
+"""
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def anchors_dir():
+    env = os.environ.get("CRFRNN_ANCHORS")
+    if env:
+        return pathlib.Path(env)
+    return ROOT.parent / "shared" / "anchors"
+
+
+def need_anchor(*parts):
+    """Path of an anchor file; skip (or fail under CI=true) when it is missing."""
+    path = anchors_dir().joinpath(*parts)
+    if not path.exists():
+        msg = "anchor %s not found (set CRFRNN_ANCHORS or provide ../shared/anchors)" % path
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture
+def anchor():
+    """``anchor("caffe_lenet", "lenet.prototxt")`` -> pathlib.Path (skips/fails when absent)."""
+    return need_anchor
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1701)
