@@ -15,3 +15,15 @@ from .layer import Layer, register_layer, layer_types, create_layer  # noqa: F40
 from . import proto  # noqa: F401
 
 __version__ = "0.1.0"
+from .net import Net  # noqa: F401
+from .gradcheck import GradientChecker  # noqa: F401
+from . import gradcheck  # noqa: F401
+
+
+def get_solver(solver, **kwargs):
+    """Build the solver named by ``type`` in a solver prototxt (path, text or SolverParameter).
+
+    See :mod:`crfrnn_np.solver`.
+    """
+    from .solver import get_solver as _get_solver
+    return _get_solver(solver, **kwargs)
