@@ -8,5 +8,8 @@ decode(data: bytes, type_name="NetParameter", filename=None) -> Message      (wi
 encode(msg: Message) -> bytes
 to_text(msg: Message) -> str
 upgrade_net(net_param: Message) -> Message   (V1 ``layers``, ``input``/``input_dim``/``input_shape``)
+read_net(path_or_text_or_message) -> Message (text prototxt parsed and upgraded)
 """
-from .message import Message, SCHEMA, ENUMS  # noqa: F401
+from .message import ENUMS, SCHEMA, Message  # noqa: F401
+from . import schema  # noqa: F401  (fills SCHEMA and ENUMS)
+from .text_format import parse, read_prototxt, to_text  # noqa: F401

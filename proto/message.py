@@ -16,6 +16,8 @@ The schema is a dict ``SCHEMA[type_name] -> MessageType`` defined in ``schema.py
 """
 import copy
 
+import numpy as np
+
 #: Scalar kinds understood by the readers and writers.
 SCALAR_KINDS = ("int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "float", "double",
                 "string", "bytes")
@@ -68,8 +70,8 @@ def _zero_default(kind, type_name):
         return b""
     if kind == "enum":
         return None  # resolved to the enum's first value by MessageType
-    if kind == "message":
-        return None
+    if kind in ("message", "?"):
+        return None  # "?": a type name not yet resolved to a message or an enum
     return 0
 
 
@@ -142,6 +144,16 @@ def resolve_schema():
                     f.default = enum.names[f.default]
 
 
+def _values_equal(a, b):
+    """Field-value equality that also compares numpy arrays (element-wise, NaN == NaN) with lists."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return a == b
+
+
 class Message:
     """An instance of a schema message type (see the module docstring)."""
 
@@ -211,7 +223,11 @@ class Message:
     def __setattr__(self, name, value):
         f = self.field_def(name)
         if f.repeated:
-            value = list(value)
+            if isinstance(value, np.ndarray) and f.kind in ("float", "double"):
+                # float arrays (BlobProto.data ...) stay 1-D numpy arrays of the field's precision
+                value = np.ascontiguousarray(value, np.float32 if f.kind == "float" else np.float64).ravel()
+            else:
+                value = list(value)
         elif f.kind == "enum" and isinstance(value, int) and not isinstance(value, bool):
             enum = ENUMS[f.type_name]
             if value not in enum.names:
@@ -254,7 +270,10 @@ class Message:
     def __eq__(self, other):
         if not isinstance(other, Message) or other._type is not self._type:
             return NotImplemented
-        return self.list_fields() == other.list_fields()
+        mine, theirs = self.list_fields(), other.list_fields()
+        if [f.name for f, _ in mine] != [f.name for f, _ in theirs]:
+            return False
+        return all(_values_equal(a, b) for (_, a), (_, b) in zip(mine, theirs))
 
     def __repr__(self):
         return "<%s %s>" % (self._type.name, ", ".join("%s=%r" % (f.name, v) for f, v in self.list_fields()))
