@@ -1,1 +1,63 @@
-"""(placeholder: filled in by its issue)"""
+"""Dropout (inverted: the scaling happens at training time).
+
+With ``p = dropout_param.dropout_ratio`` (default 0.5) and ``scale = 1 / (1 - p)``, element-wise on any shape:
+
+TRAIN phase::
+
+    mask ~ Bernoulli(1 - p)        (1 = keep; drawn from crfrnn_np.random.rng() at every forward)
+    y = x * mask * scale
+    dE/dx = dE/dy * mask * scale
+
+TEST phase: ``y = x`` and ``dE/dx = dE/dy``.
+
+The phase is the layer's own (``layer_param.phase`` if set, else the net's). In-place safe.
+"""
+import numpy as np
+
+from crfrnn_np import random as crfrnn_random
+from crfrnn_np.layer import Layer, register_layer
+
+
+@register_layer("Dropout")
+class DropoutLayer(Layer):
+    """Inverted dropout. Bottom and top: any shape, the same.
+
+    Attributes
+    ----------
+    mask : ndarray of bool
+        The keep mask of the last TRAIN forward (bottom's shape).
+    """
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        self.ratio = float(self.layer_param.dropout_param.dropout_ratio)
+        if not 0.0 < self.ratio < 1.0:
+            raise self.error("dropout_ratio must lie strictly between 0 and 1, got %g" % self.ratio,
+                             field="dropout_param")
+        self.scale = 1.0 / (1.0 - self.ratio)
+        self.mask = None
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(bottom[0].shape)
+
+    def forward_cpu(self, bottom, top):
+        x = bottom[0].data
+        if self.phase == "TRAIN":
+            self.mask = crfrnn_random.rng().random(x.shape) < (1.0 - self.ratio)
+            factor = self.mask.astype(self.dtype) * self.dtype.type(self.scale)
+            np.multiply(x, factor, out=top[0].data)
+        elif top[0] is not bottom[0]:
+            np.copyto(top[0].data, x)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy = top[0].diff
+        if self.phase == "TRAIN":
+            factor = self.mask.astype(self.dtype) * self.dtype.type(self.scale)
+            np.multiply(dy, factor, out=bottom[0].diff)
+        elif top[0] is not bottom[0]:
+            np.copyto(bottom[0].diff, dy)

@@ -1,1 +1,38 @@
-"""(placeholder: filled in by its issue)"""
+"""Sigmoid, element-wise on any shape.
+
+Forward::
+
+    y = 1 / (1 + exp(-x)) = 0.5 * tanh(0.5 * x) + 0.5      (the tanh form never overflows)
+
+Backward (from the output, so in-place use is safe)::
+
+    dE/dx = dE/dy * y * (1 - y)
+"""
+import numpy as np
+
+from crfrnn_np.layer import Layer, register_layer
+
+
+@register_layer("Sigmoid")
+class SigmoidLayer(Layer):
+    """Logistic sigmoid; in-place safe. Bottom and top: any shape, the same."""
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(bottom[0].shape)
+
+    def forward_cpu(self, bottom, top):
+        half = self.dtype.type(0.5)
+        y = np.tanh(bottom[0].data * half)
+        y *= half
+        y += half
+        top[0].data[...] = y
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        y = top[0].data
+        bottom[0].diff[...] = top[0].diff * y * (1 - y)

@@ -1,1 +1,34 @@
-"""(placeholder: filled in by its issue)"""
+"""TanH, element-wise on any shape.
+
+Forward::
+
+    y = tanh(x)
+
+Backward (from the output, so in-place use is safe)::
+
+    dE/dx = dE/dy * (1 - y^2)
+"""
+import numpy as np
+
+from crfrnn_np.layer import Layer, register_layer
+
+
+@register_layer("TanH")
+class TanHLayer(Layer):
+    """Hyperbolic tangent; in-place safe. Bottom and top: any shape, the same."""
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(bottom[0].shape)
+
+    def forward_cpu(self, bottom, top):
+        np.tanh(bottom[0].data, out=top[0].data)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        y = top[0].data
+        bottom[0].diff[...] = top[0].diff * (1 - y * y)
