@@ -1,1 +1,93 @@
-"""(placeholder: filled in by its issue)"""
+r"""Compatibility: a learnable C x C matrix applied to the class vector of every pixel.
+
+Bottom: (N, C, H, W). Top: (N, C', H, W). Parameter ``blobs[0]`` = W of shape (1, 1, C', C), entry
+[i, j] mapping input class j to output class i (the reference's layout, spec crfasrnn.md §1.4). CRF-as-RNN
+uses it three times per mean-field iteration: the spatial and bilateral kernel weights W_s, W_b and the
+compatibility transform μ (§2.1 steps 5 and 6).
+
+Forward, per image n with X_n the C x (H·W) matrix of its planes:   Y_n = W · X_n.
+
+Backward:  ∂X_n = Wᵀ · ∂Y_n (overwritten);   ∂W += Σ_n ∂Y_n · X_nᵀ (accumulated, Caffe's rule).
+
+Initialisation (``compatibility_param``): ``diagonal_str`` = C space-separated numbers (or one number for
+all) gives W = diag(values) (3·I and 5·I for the kernel weights, −I for Potts μ); otherwise ``weight_filler``
+(default: constant 0).
+"""
+import numpy as np
+
+from crfrnn_np.errors import NetError
+from crfrnn_np.fillers import fill
+from crfrnn_np.layer import Layer, register_layer
+
+
+def parse_diagonal(text, size, where=""):
+    """``"3 3 3"`` -> float array of ``size`` values (one token is repeated ``size`` times).
+
+    Raises
+    ------
+    NetError
+        If a token is not a number or the count is neither 1 nor ``size``.
+    """
+    try:
+        values = [float(tok) for tok in text.split()]
+    except ValueError:
+        raise NetError("%sdiagonal %r is not a list of numbers" % (where, text)) from None
+    if len(values) == 1:
+        values = values * size
+    if len(values) < size:
+        raise NetError("%sdiagonal %r has %d numbers, need %d (one per class)"
+                       % (where, text, len(values), size))
+    return np.asarray(values[:size], dtype=np.float64)
+
+
+@register_layer("Compatibility")
+class CompatibilityLayer(Layer):
+    """Per-pixel C' x C matrix product with a learnable matrix; see the module docstring."""
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.shape_error("bottom '%s' must be N x C x H x W, got %s"
+                                   % (bottom[0].name, bottom[0].shape_string()))
+        p = self.layer_param.compatibility_param
+        c_in = bottom[0].shape[1]
+        c_out = int(p.num_output) if p.has("num_output") else c_in
+        if self.blobs:
+            return
+        weight = self.make_blob((1, 1, c_out, c_in))
+        if p.diagonal_str:
+            if c_out != c_in:
+                raise self.error("diagonal_str needs a square matrix (num_output %d, %d input channels)"
+                                 % (c_out, c_in), field="compatibility_param")
+            weight.data[0, 0] = np.diag(parse_diagonal(p.diagonal_str, c_in, self.where("compatibility_param")))
+        else:
+            fill(weight.data, p.weight_filler, where=self.where("compatibility_param"))
+        self.blobs = [weight]
+        self.param_propagate_down = [True]
+
+    def reshape(self, bottom, top):
+        n, c, h, w = bottom[0].shape if bottom[0].num_axes == 4 else (None,) * 4
+        if n is None or c != self.blobs[0].shape[3]:
+            raise self.shape_error("bottom '%s' %s: expected N x %d x H x W for a %s weight matrix"
+                                   % (bottom[0].name, bottom[0].shape_string(), self.blobs[0].shape[3],
+                                      self.blobs[0].shape_string()))
+        top[0].reshape((n, self.blobs[0].shape[2], h, w))
+
+    def forward_cpu(self, bottom, top):
+        n, c, h, w = bottom[0].shape
+        weight = self.blobs[0].data[0, 0]
+        top[0].data = np.matmul(weight, bottom[0].data.reshape(n, c, h * w))
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        n, c, h, w = bottom[0].shape
+        weight = self.blobs[0].data[0, 0]
+        top_diff = top[0].diff.reshape(n, -1, h * w)
+        if self.param_propagate_down[0]:
+            bottom_data = bottom[0].data.reshape(n, c, h * w)
+            # ∂W = Σ_n ∂Y_n X_nᵀ, summed over the batch, accumulated into the parameter diff
+            grad = np.einsum("nip,njp->ij", top_diff, bottom_data, optimize=True)
+            self.blobs[0].diff[0, 0] += grad
+        if propagate_down[0]:
+            bottom[0].diff = np.matmul(weight.T, top_diff)

@@ -1,1 +1,291 @@
-"""(placeholder: filled in by its issue)"""
+r"""MultiStageMeanfield: T mean-field iterations of a dense CRF as one layer (CRF-as-RNN, Zheng et al. 2015).
+
+Bottoms: ``unary`` U (N, C, H, W), the FCN's class scores; ``Q0`` (N, C, H, W), the logits whose softmax is
+the initial marginal; ``data`` (N, K >= 3, H, W), the mean-subtracted BGR image. Top: ``pred`` (N, C, H, W),
+the un-normalised logits L_T after T iterations (spec crfasrnn.md §1.2).
+
+One iteration (paper Algorithm 1; spec §2.1), with L_0 = Q0::
+
+    P_t = Softmax(L_{t-1})                              Softmax
+    S_t = norm_s ⊙ K_s P_t,   B_t = norm_b ⊙ K_b P_t    PermutohedralFilter x 2 (spatial, bilateral)
+    M_t = W_s S_t + W_b B_t                             Compatibility x 2 (W_s, W_b), Eltwise SUM
+    Φ_t = μ M_t                                         Compatibility (μ)
+    L_t = U − Φ_t                                       UnaryAdd
+
+Parameters: ``blobs[0]`` = W_s, ``blobs[1]`` = W_b, ``blobs[2]`` = μ, each (1, 1, C, C), initialised to
+W_s = w_s·I, W_b = w_b·I, μ = −I where the diagonals come from ``spatial_filter_weights_str`` /
+``bilateral_filter_weights_str`` (C numbers), else ``spatial_filter_weight`` / ``bilateral_filter_weight``
+when given, else the intended reference values 3 and 5 (spec §1.4; the ``.par`` files are not read).
+
+One source of truth
+-------------------
+The layer is *built from* the step layers: :func:`unrolled_layers` writes the T iterations as
+``LayerParameter`` messages (what ``crfrnn unroll`` prints), and this layer instantiates exactly those
+messages, runs them in order, and hands every Compatibility its shared parent blob — the same sharing
+that ``param { name: ... }`` gives the unrolled net. The fused layer adds only the plumbing a Net would
+do: fan-out sums (the unary feeds T UnaryAdds, each P_t feeds two filters) and memory management.
+
+Backward (BPTT, spec §2.2): the step layers' backwards in reverse order; ∂U = Σ_t ∂L_t (fan-out sum),
+∂Q0 from the first softmax only, no gradient to the image, parameter diffs accumulated over iterations
+and images (``+=``, so ``iter_size`` accumulation works, unlike the reference which zeroes first).
+
+Memory: one lattice cache per layer (the spatial lattice per H×W, one bilateral lattice per image per
+forward, shared by all 2T filter calls and the backward). In TEST phase (``keep_buffers`` False) the
+forward keeps no per-iteration blobs: every iteration reuses three C×H×W buffers and writes its logits into
+the top; a backward requested afterwards (``force_backward``) first re-runs the forward keeping them.
+"""
+import copy
+
+from crfrnn_np.blob import Blob
+from crfrnn_np.layer import Layer, create_layer, register_layer
+from crfrnn_np.proto import Message
+
+from .permutohedral_filter import LatticeCache
+
+#: Initial diagonals of W_s and W_b when the prototxt gives none (the shipped ``spatial.par``/``bilateral.par``).
+DEFAULT_SPATIAL_WEIGHT = 3.0
+DEFAULT_BILATERAL_WEIGHT = 5.0
+
+#: Per-iteration blob roles, in the order they are produced, with the buffer each uses in a lean forward.
+_ROLES = ("prob", "spatial", "bilateral", "spatial_w", "bilateral_w", "message", "pairwise")
+_LEAN_BUFFER = {"prob": 0, "spatial": 1, "bilateral": 2, "spatial_w": 0, "bilateral_w": 1, "message": 2,
+                "pairwise": 0}
+#: Names of the three parameter blobs (suffixes of the shared ``param { name }``).
+PARAM_SUFFIXES = ("spatial_weight", "bilateral_weight", "compatibility")
+
+
+def _diagonal_string(mp, kind):
+    """The initial diagonal of W_s (kind "spatial") or W_b ("bilateral") as a string."""
+    text = getattr(mp, kind + "_filter_weights_str")
+    if text.strip():
+        return text.strip()
+    if mp.has(kind + "_filter_weight"):
+        return "%r" % float(getattr(mp, kind + "_filter_weight"))
+    return "%r" % (DEFAULT_SPATIAL_WEIGHT if kind == "spatial" else DEFAULT_BILATERAL_WEIGHT)
+
+
+def iteration_blob(layer_name, t, role):
+    """Name of the blob of ``role`` (one of ``prob, spatial, ..., pairwise, logits``) of iteration t (1-based)."""
+    return "%s_iter%d_%s" % (layer_name, t, role)
+
+
+def unrolled_layers(layer_param):
+    """The T iterations of a MultiStageMeanfield layer as step-layer ``LayerParameter`` messages.
+
+    Parameters
+    ----------
+    layer_param : Message (LayerParameter)
+        A ``MultiStageMeanfield`` layer with bottoms (unary, Q0, data) and one top.
+
+    Returns
+    -------
+    list of Message (LayerParameter)
+        8·T layers: per iteration Softmax, PermutohedralFilter (SPATIAL), PermutohedralFilter (BILATERAL),
+        Compatibility (W_s), Compatibility (W_b), Eltwise SUM, Compatibility (μ), UnaryAdd. The three
+        Compatibility kinds share their matrix across iterations through ``param { name: "<layer>_spatial_weight"
+        }`` (``_bilateral_weight``, ``_compatibility``), carrying the layer's lr/decay multipliers. The last
+        UnaryAdd writes the layer's top; phase and include/exclude rules are copied to every step.
+
+    Raises
+    ------
+    NetError
+        If ``num_iterations < 2`` or the layer does not have 3 bottoms and 1 top.
+    """
+    from crfrnn_np.errors import NetError
+    name = layer_param.name
+    where = layer_param.where("type") or layer_param.where()
+    where = "%slayer '%s' (MultiStageMeanfield): " % (where + ": " if where else "", name)
+    if len(layer_param.bottom) != 3 or len(layer_param.top) != 1:
+        raise NetError("%sneeds 3 bottoms (unary, Q0, data) and 1 top, got %d and %d"
+                       % (where, len(layer_param.bottom), len(layer_param.top)))
+    mp = layer_param.multi_stage_meanfield_param
+    T = int(mp.num_iterations)
+    if T < 2:
+        raise NetError("%snum_iterations must be at least 2 (as in the reference), got %d" % (where, T))
+    unary, q0, data = layer_param.bottom
+    diagonals = (_diagonal_string(mp, "spatial"), _diagonal_string(mp, "bilateral"), "-1")
+
+    def step(t, kind, type_name, bottoms, top):
+        lp = Message("LayerParameter", name="%s_iter%d_%s" % (name, t, kind), type=type_name,
+                     bottom=list(bottoms), top=[top])
+        for field in ("phase", "include", "exclude"):
+            if layer_param.has(field):
+                setattr(lp, field, copy.deepcopy(getattr(layer_param, field)))
+        return lp
+
+    def compatibility(t, kind, index, bottom, top):
+        lp = step(t, kind, "Compatibility", [bottom], top)
+        spec = layer_param.param[index].copy() if index < len(layer_param.param) else Message("ParamSpec")
+        spec.name = "%s_%s" % (name, PARAM_SUFFIXES[index])
+        lp.param = [spec]
+        lp.mutable("compatibility_param").diagonal_str = diagonals[index]
+        return lp
+
+    layers = []
+    previous = q0
+    for t in range(1, T + 1):
+        blob = {role: iteration_blob(name, t, role) for role in _ROLES}
+        logits = layer_param.top[0] if t == T else iteration_blob(name, t, "logits")
+        layers.append(step(t, "softmax", "Softmax", [previous], blob["prob"]))
+        for kind in ("spatial", "bilateral"):
+            lp = step(t, kind, "PermutohedralFilter", [blob["prob"], data], blob[kind])
+            pp = lp.mutable("permutohedral_param")
+            pp.kernel = kind.upper()
+            if kind == "spatial":
+                pp.theta_gamma = float(mp.theta_gamma)
+            else:
+                pp.theta_alpha = float(mp.theta_alpha)
+                pp.theta_beta = float(mp.theta_beta)
+            layers.append(lp)
+        layers.append(compatibility(t, "spatial_weight", 0, blob["spatial"], blob["spatial_w"]))
+        layers.append(compatibility(t, "bilateral_weight", 1, blob["bilateral"], blob["bilateral_w"]))
+        lp = step(t, "message", "Eltwise", [blob["spatial_w"], blob["bilateral_w"]], blob["message"])
+        lp.mutable("eltwise_param").operation = "SUM"
+        layers.append(lp)
+        layers.append(compatibility(t, "compatibility", 2, blob["message"], blob["pairwise"]))
+        layers.append(step(t, "unary_add", "UnaryAdd", [unary, blob["pairwise"]], logits))
+        previous = logits
+    return layers
+
+
+@register_layer("MultiStageMeanfield")
+class MultiStageMeanfieldLayer(Layer):
+    """CRF-as-RNN mean-field inference, composed of the step layers; see the module docstring.
+
+    Attributes
+    ----------
+    num_iterations : int
+        T.
+    keep_buffers : bool
+        Keep every iteration's blobs during forward (TRAIN phase); otherwise a lean forward.
+    cache : LatticeCache
+        This layer's lattices.
+    steps : list of Layer
+        The 8·T step layers, in forward order.
+    """
+
+    exact_num_bottom = 3
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        self.step_params = unrolled_layers(self.layer_param)
+        self.num_iterations = int(self.layer_param.multi_stage_meanfield_param.num_iterations)
+        self.keep_buffers = self.phase == "TRAIN"
+        self.cache = LatticeCache(self.backend if self.backend != "cpu" else "cpu")
+        self.steps = []
+        for lp in self.step_params:
+            layer = create_layer(lp, phase=self.phase, dtype=self.dtype, backend=self.backend)
+            if layer.type == "PermutohedralFilter":
+                layer.cache = self.cache
+            self.steps.append(layer)
+        self._stored_forward = False
+        self._build_plans(bottom, top)
+        owners = {}
+        for layer, (bottoms, tops) in zip(self.steps, self._plans["full"]):
+            shared = owners.get(layer.layer_param.param[0].name) if layer.type == "Compatibility" else None
+            if shared is not None:
+                layer.blobs = [shared]
+                layer.param_propagate_down = [True]
+            layer.setup(bottoms, tops)
+            if layer.type == "Compatibility" and shared is None:
+                owners[layer.layer_param.param[0].name] = layer.blobs[0]
+        if not self.blobs:
+            self.blobs = [owners["%s_%s" % (self.name, s)] for s in PARAM_SUFFIXES]
+        self.param_propagate_down = [True, True, True]
+        for b in self._internal_blobs():
+            b.release()
+
+    # -- plumbing: the blobs each step reads and writes ------------------------------------------------------
+    def _build_plans(self, bottom, top):
+        """Blob lists per step for the "full" (one blob per name) and "lean" (three reused buffers) forwards."""
+        unary, q0, data = self.layer_param.bottom
+        outer = {unary: bottom[0], q0: bottom[1], data: bottom[2], self.layer_param.top[0]: top[0]}
+        full = dict(outer)
+        lean_buffers = [Blob((), self.dtype, "%s_buffer%d" % (self.name, i)) for i in range(3)]
+        lean = dict(outer)
+        for t in range(1, self.num_iterations + 1):
+            for role in _ROLES + ("logits",):
+                name = iteration_blob(self.name, t, role)
+                full[name] = Blob((), self.dtype, name)
+                lean[name] = top[0] if role == "logits" else lean_buffers[_LEAN_BUFFER[role]]
+        self._plans = {}
+        for mode, table in (("full", full), ("lean", lean)):
+            self._plans[mode] = [([table[b] for b in lp.bottom], [table[t] for t in lp.top])
+                                 for lp in self.step_params]
+        self._full_table = full
+        self._lean_buffers = lean_buffers
+        self._outer = set(id(b) for b in outer.values())
+
+    def _internal_blobs(self):
+        inner = [b for b in self._full_table.values() if id(b) not in self._outer]
+        return inner + self._lean_buffers
+
+    def _share_params(self):
+        for layer in self.steps:
+            if layer.type == "Compatibility":
+                index = PARAM_SUFFIXES.index(layer.layer_param.param[0].name[len(self.name) + 1:])
+                layer.blobs = [self.blobs[index]]
+                layer.param_propagate_down = [self.param_propagate_down[index]]
+
+    def reshape(self, bottom, top):
+        unary, q0, data = bottom
+        if unary.num_axes != 4 or q0.shape != unary.shape:
+            raise self.shape_error("unary '%s' %s and Q0 '%s' %s must be equal N x C x H x W shapes"
+                                   % (unary.name, unary.shape_string(), q0.name, q0.shape_string()))
+        c = unary.shape[1]
+        for i, blob in enumerate(self.blobs):
+            if blob.shape != (1, 1, c, c):
+                raise self.shape_error("parameter %d has shape %s, expected 1 1 %d %d for %d classes"
+                                       % (i, blob.shape_string(), c, c, c))
+        self._share_params()
+        for mode in ("full", "lean") if self.keep_buffers else ("lean",):
+            for layer, (bottoms, tops) in zip(self.steps, self._plans[mode]):
+                layer.reshape(bottoms, tops)
+        self._stored_forward = False
+
+    # -- forward / backward ------------------------------------------------------------------------------------
+    def _run_forward(self, mode):
+        plan = self._plans[mode]
+        for layer, (bottoms, tops) in zip(self.steps, plan):
+            if mode == "full":
+                layer.reshape(bottoms, tops)
+            layer.forward(bottoms, tops)
+        self._stored_forward = mode == "full"
+
+    def forward_cpu(self, bottom, top):
+        self._share_params()
+        if self.keep_buffers:
+            self._run_forward("full")
+        else:
+            for layer, (bottoms, tops) in zip(self.steps, self._plans["lean"]):
+                layer.reshape(bottoms, tops)
+            self._run_forward("lean")
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        self._share_params()
+        if not self._stored_forward:
+            self._run_forward("full")
+        needs = {id(b): True for b in self._full_table.values() if id(b) not in self._outer}
+        needs[id(bottom[0])] = bool(propagate_down[0])
+        needs[id(bottom[1])] = bool(propagate_down[1])
+        needs[id(bottom[2])] = False
+        written = set()
+        for layer, (bottoms, tops) in reversed(list(zip(self.steps, self._plans["full"]))):
+            flags = [needs[id(b)] for b in bottoms]
+            # fan-out: a blob read by several steps (the unary, each P_t) sums the diffs of its readers
+            saved = [b.diff.copy() if f and id(b) in written else None for b, f in zip(bottoms, flags)]
+            layer.backward(tops, flags, bottoms)
+            for b, f, s in zip(bottoms, flags, saved):
+                if f:
+                    if s is not None:
+                        b.diff += s
+                    written.add(id(b))
+        if len(propagate_down) > 2 and propagate_down[2]:
+            bottom[2].diff[...] = 0
+        if not self.keep_buffers:
+            for b in self._internal_blobs():
+                b.release()
+            self._stored_forward = False
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index < 2

@@ -1,1 +1,198 @@
-"""(placeholder: filled in by its issue)"""
+r"""PermutohedralFilter: one normalised Gaussian message-passing step of CRF-as-RNN.
+
+Bottoms: ``values`` P of shape (N, C, H, W) (the soft-maxed marginals) and ``image`` I of shape
+(N, K >= 3, H, W) (the net's mean-subtracted BGR input; channels 0..2 are read). Top: (N, C, H, W).
+
+Forward, per image n, with P_n viewed as C planes of H·W pixels (spec crfasrnn.md §1.5, §1.6, §2.1):
+
+.. math:: \mathrm{top}_n = \mathrm{norm}_n \odot K_n P_n, \qquad \mathrm{norm}_n = 1 / (K_n \mathbb{1} + 10^{-20})
+
+where K_n is the permutohedral lattice filter (an approximate Gaussian, Adams et al. 2010) on the features
+
+* ``kernel: SPATIAL``:   f(p) = (x/θγ, y/θγ)                       (d = 2; same lattice for every image)
+* ``kernel: BILATERAL``: f(p) = (x/θα, y/θα, I0/θβ, I1/θβ, I2/θβ)  (d = 5; one lattice per image)
+
+with x the column and y the row of pixel p. The norm multiplies every class plane after filtering
+(densecrf's NORMALIZE_AFTER).
+
+Backward: the top is linear in P, top = D K P with D = diag(norm), so
+``∂P = Kᵀ D ∂top`` = the norm-multiplied diff filtered with ``reverse=True`` (the lattice's exact
+transpose, see ``crfrnn_np.lattice``). The features are constants: nothing flows into the image.
+
+Lattice reuse: :class:`LatticeCache` builds the spatial lattice (and its norm) once per (H, W, θγ) and each
+bilateral lattice once per distinct image content, so the 2T filter layers of an unrolled mean-field net
+(and the backward that follows the forward) share one build per image, as the reference does.
+"""
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+from crfrnn_np.layer import Layer, register_layer
+
+#: Added to K𝟙 before inverting (the reference's float literal; K𝟙 > 0, so it never matters in practice).
+NORM_EPSILON = 1e-20
+
+
+class LatticeCache:
+    """Permutohedral lattices and their normalisation factors, built once and shared.
+
+    Parameters
+    ----------
+    backend : {"cpu", "cuda", "reference"}
+        Backend of the lattices built here.
+    capacity : int
+        How many bilateral lattices to keep (least recently used dropped first); ``reserve`` raises it to
+        the batch size so that a forward's lattices survive until its backward.
+    """
+
+    def __init__(self, backend="cpu", capacity=4):
+        self.backend = backend
+        self.capacity = int(capacity)
+        self._spatial = OrderedDict()
+        self._bilateral = OrderedDict()
+        self.builds = 0
+
+    def reserve(self, n):
+        """Keep at least ``n`` bilateral lattices (one per image of a batch)."""
+        self.capacity = max(self.capacity, int(n))
+
+    def clear(self):
+        self._spatial.clear()
+        self._bilateral.clear()
+
+    def _build(self, features, dtype):
+        from crfrnn_np.lattice import PermutohedralLattice
+        lattice = PermutohedralLattice(features, backend=self.backend)
+        ones = np.ones((1, features.shape[0]), dtype=dtype)
+        norm = 1.0 / (lattice.filter(ones)[0] + NORM_EPSILON)
+        self.builds += 1
+        return lattice, norm.astype(dtype, copy=False)
+
+    def spatial(self, height, width, theta_gamma, dtype):
+        """``(lattice, norm (H*W,))`` of the spatial kernel for an H x W image."""
+        from crfrnn_np.lattice import spatial_features
+        key = (int(height), int(width), float(theta_gamma), np.dtype(dtype).str)
+        entry = self._spatial.get(key)
+        if entry is None:
+            features = spatial_features(height, width, theta_gamma)
+            entry = self._build(features, dtype)
+            self._spatial[key] = entry
+            while len(self._spatial) > 2:
+                self._spatial.popitem(last=False)
+        return entry
+
+    def bilateral(self, image, theta_alpha, theta_beta, dtype):
+        """``(lattice, norm (H*W,))`` of the bilateral kernel for one image (K >= 3, H, W)."""
+        from crfrnn_np.lattice import bilateral_features
+        rgb = np.ascontiguousarray(image[:3])
+        digest = hashlib.blake2b(memoryview(rgb).cast("B"), digest_size=16).digest()
+        key = (rgb.shape, rgb.dtype.str, float(theta_alpha), float(theta_beta), np.dtype(dtype).str, digest)
+        entry = self._bilateral.get(key)
+        if entry is None:
+            features = bilateral_features(rgb, theta_alpha, theta_beta)
+            entry = self._build(features, dtype)
+            self._bilateral[key] = entry
+            while len(self._bilateral) > self.capacity:
+                self._bilateral.popitem(last=False)
+        else:
+            self._bilateral.move_to_end(key)
+        return entry
+
+
+#: Lattices shared by the filter layers of a net that get no cache of their own (unrolled nets).
+_SHARED_CACHES = {}
+
+
+def shared_cache(backend):
+    """The process-wide :class:`LatticeCache` of one backend."""
+    cache = _SHARED_CACHES.get(backend)
+    if cache is None:
+        cache = _SHARED_CACHES[backend] = LatticeCache(backend)
+    return cache
+
+
+@register_layer("PermutohedralFilter")
+class PermutohedralFilterLayer(Layer):
+    """Normalised permutohedral (Gaussian) filtering of C class planes; see the module docstring.
+
+    Parameters (``permutohedral_param``)
+    ------------------------------------
+    kernel : SPATIAL | BILATERAL
+    theta_alpha, theta_beta : float
+        Bilateral spatial and colour bandwidths.
+    theta_gamma : float
+        Spatial-kernel bandwidth.
+
+    Attributes
+    ----------
+    cache : LatticeCache
+        Where the lattices come from; the fused ``MultiStageMeanfield`` layer hands its own to its filters.
+    """
+
+    exact_num_bottom = 2
+    exact_num_top = 1
+
+    def layer_setup(self, bottom, top):
+        p = self.layer_param.permutohedral_param
+        self.kernel = p.kernel
+        self.theta_alpha = float(p.theta_alpha)
+        self.theta_beta = float(p.theta_beta)
+        self.theta_gamma = float(p.theta_gamma)
+        thetas = ((self.theta_gamma,) if self.kernel == "SPATIAL"
+                  else (self.theta_alpha, self.theta_beta))
+        if any(not t > 0 for t in thetas):
+            raise self.error("the bandwidths theta_* of a %s kernel must be positive" % self.kernel,
+                             field="permutohedral_param")
+        if not hasattr(self, "cache"):
+            self.cache = shared_cache("cpu" if self.backend == "cpu" else self.backend)
+        self._lattices = []
+
+    def reshape(self, bottom, top):
+        values, image = bottom
+        if values.num_axes != 4 or image.num_axes != 4:
+            raise self.shape_error("bottoms must be N x C x H x W, got values %s and image %s"
+                                   % (values.shape_string(), image.shape_string()))
+        n, _, h, w = values.shape
+        if image.shape[0] != n or image.shape[2:] != (h, w) or image.shape[1] < 3:
+            raise self.shape_error("image bottom '%s' %s must be N x (>=3) x H x W like values '%s' %s"
+                                   % (image.name, image.shape_string(), values.name, values.shape_string()))
+        self.cache.reserve(n)
+        top[0].reshape(values.shape)
+
+    def lattices(self, image):
+        """``[(lattice, norm (H*W,))]`` per image of the batch (cached)."""
+        n, _, h, w = image.shape
+        if self.kernel == "SPATIAL":
+            return [self.cache.spatial(h, w, self.theta_gamma, self.dtype)] * n
+        data = image.data
+        return [self.cache.bilateral(data[i], self.theta_alpha, self.theta_beta, self.dtype)
+                for i in range(n)]
+
+    def forward_cpu(self, bottom, top):
+        values, image = bottom
+        n, c, h, w = values.shape
+        self._lattices = self.lattices(image)
+        bottom_data = values.data.reshape(n, c, h * w)
+        top_data = top[0].data.reshape(n, c, h * w)
+        for i, (lattice, norm) in enumerate(self._lattices):
+            # message passing (lattice filter), then normalisation
+            top_data[i] = lattice.filter(np.ascontiguousarray(bottom_data[i])) * norm
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            # the features are treated as constants (as in the reference): the image gets a zero diff
+            bottom[1].diff[...] = 0
+        if not propagate_down[0]:
+            return
+        values, image = bottom
+        n, c, h, w = values.shape
+        lattices = self._lattices if len(self._lattices) == n else self.lattices(image)
+        top_diff = top[0].diff.reshape(n, c, h * w)
+        bottom_diff = values.diff.reshape(n, c, h * w)
+        for i, (lattice, norm) in enumerate(lattices):
+            # through the normalisation (D is diagonal), then the transposed filter Kᵀ = reverse blur order
+            bottom_diff[i] = lattice.filter(np.ascontiguousarray(top_diff[i] * norm), reverse=True)
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index == 0
