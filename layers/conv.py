@@ -276,8 +276,8 @@ class BaseConvolution(Layer):
                 % ("x".join(map(str, self.kernel)), "x".join(map(str, self.stride)),
                    "x".join(map(str, self.pad)), "x".join(map(str, self.dilation))))
 
-    def output_spatial(self, in_shape, bottom_name):
-        """Spatial shape of the top for a bottom of spatial shape ``in_shape``."""
+    def output_spatial(self, in_shape, bottom):
+        """Spatial shape of the top for ``bottom`` (a Blob) of spatial shape ``in_shape``."""
         raise NotImplementedError
 
     def reshape(self, bottom, top):
@@ -294,7 +294,7 @@ class BaseConvolution(Layer):
                 raise self.shape_error("all bottoms must have one shape: '%s' is %s, '%s' is %s"
                                        % (b0.name, b0.shape_string(), b.name, b.shape_string()))
         in_sp = b0.shape[self.channel_axis + 1:]
-        out_sp = self.output_spatial(in_sp, b0.name)
+        out_sp = self.output_spatial(in_sp, b0)
         self.num = b0.count_range(0, self.channel_axis)
         top_shape = b0.shape[:self.channel_axis] + (self.num_output,) + tuple(out_sp)
         for t in top:
@@ -334,15 +334,14 @@ class ConvolutionLayer(BaseConvolution):
 
     reverse = False
 
-    def output_spatial(self, in_shape, bottom_name):
+    def output_spatial(self, in_shape, bottom):
         out = []
         for i, k, p, s, d in zip(in_shape, self.kernel, self.pad, self.stride, self.dilation):
             extent = d * (k - 1) + 1
             if i + 2 * p < extent:
                 raise self.shape_error(
-                    "bottom '%s' of spatial shape %s is smaller than the kernel (%s): padded size %d < "
-                    "kernel extent %d" % (bottom_name, "x".join(map(str, in_shape)), self._describe(),
-                                          i + 2 * p, extent))
+                    "bottom '%s' of shape %s is smaller than the kernel (%s): padded size %d < kernel "
+                    "extent %d" % (bottom.name, bottom.shape_string(), self._describe(), i + 2 * p, extent))
             out.append((i + 2 * p - extent) // s + 1)
         return tuple(out)
 

@@ -29,14 +29,14 @@ class DeconvolutionLayer(BaseConvolution):
 
     reverse = True
 
-    def output_spatial(self, in_shape, bottom_name):
+    def output_spatial(self, in_shape, bottom):
         out = []
         for i, k, p, s, d in zip(in_shape, self.kernel, self.pad, self.stride, self.dilation):
             o = s * (i - 1) + d * (k - 1) + 1 - 2 * p
             if i < 1 or o < 1:
                 raise self.shape_error(
-                    "bottom '%s' of spatial shape %s gives an empty output with %s (output size %d)"
-                    % (bottom_name, "x".join(map(str, in_shape)), self._describe(), o))
+                    "bottom '%s' of shape %s gives an empty output with %s (output size %d)"
+                    % (bottom.name, bottom.shape_string(), self._describe(), o))
             out.append(o)
         return tuple(out)
 
