@@ -186,7 +186,7 @@ class Message:
         f = self.field_def(name)
         v = self._values.get(name)
         if f.repeated:
-            return bool(v)
+            return v is not None and len(v) > 0
         return name in self._values
 
     def list_fields(self):
