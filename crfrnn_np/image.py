@@ -16,11 +16,11 @@ the PASCAL VOC colour map (:func:`voc_palette`). :func:`write_panel` puts image 
 side by side; :func:`mean_iou` scores a label map against ground truth.
 """
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 
+from .atomic import atomic_path
 from .errors import Error, ShapeError
 
 #: Per-channel mean in **BGR** order (the model card's values).
@@ -137,20 +137,12 @@ def voc_palette(num_classes=256):
     return palette
 
 
-def _atomic_save(image, path, **kwargs):
-    """Save a PIL image to a temporary file in the target folder, then rename it over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+def _atomic_save(image, path):
+    """Save a PIL image as PNG to a temporary file in the target folder, then rename it over ``path``."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG", **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def write_label_png(labels, path):

@@ -1,0 +1,191 @@
+"""MultiStageMeanfield: parity with pydensecrf, float64 gradients through T iterations, fused == unrolled.
+
+Independent references: pydensecrf2's ``DenseCRF.inference(T)`` under the recipe of spec crfasrnn.md §3.8
+(NORMALIZE_AFTER, DIAG_KERNEL compatibilities w_s and w_b, unary energy −U, features (x/θγ, y/θγ) and
+(x/θα, y/θα, c/θβ) from the same float image), and central finite differences in float64.
+"""
+import numpy as np
+import pytest
+
+from crfrnn_np import Blob, Net, proto
+from crfrnn_np.errors import NetError, ShapeError
+from crfrnn_np.gradcheck import GradientChecker
+from crfrnn_np.testing import make_layer
+from crfrnn_np.tools.unroll import unroll_net
+
+THETA_ALPHA, THETA_BETA, THETA_GAMMA = 8.0, 30.0, 3.0
+
+
+def meanfield_snippet(T, extra=""):
+    return ('layer { name: "inference1" type: "MultiStageMeanfield" bottom: "unary" bottom: "Q0" '
+            'bottom: "data" top: "pred" multi_stage_meanfield_param { num_iterations: %d theta_alpha: %g '
+            'theta_beta: %g theta_gamma: %g %s } }' % (T, THETA_ALPHA, THETA_BETA, THETA_GAMMA, extra))
+
+
+def random_inputs(rng, n, c, h, w):
+    unary = 2.0 * rng.standard_normal((n, c, h, w))
+    image = rng.uniform(-110.0, 140.0, (n, 3, h, w))
+    return unary, image
+
+
+def densecrf_marginals(unary, image, T, w_s=3.0, w_b=5.0):
+    """pydensecrf2 inference(T) on one image: unary (C, H, W) logits, image (3, H, W). Returns (C, H*W)."""
+    dcrf = pytest.importorskip("pydensecrf.densecrf")
+    c, h, w = unary.shape
+    crf = dcrf.DenseCRF(h * w, c)
+    crf.setUnaryEnergy(np.ascontiguousarray(-unary.reshape(c, -1), dtype=np.float32))
+    ys, xs = np.mgrid[:h, :w]
+    spatial = np.stack([xs.ravel() / THETA_GAMMA, ys.ravel() / THETA_GAMMA])
+    colour = image.astype(np.float32).reshape(3, -1) / np.float32(THETA_BETA)
+    bilateral = np.concatenate([np.stack([xs.ravel() / THETA_ALPHA, ys.ravel() / THETA_ALPHA]), colour])
+    for feats, weight in ((spatial, w_s), (bilateral, w_b)):
+        crf.addPairwiseEnergy(np.ascontiguousarray(feats, dtype=np.float32), compat=weight,
+                              kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_AFTER)
+    return np.array(crf.inference(T))
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=0))
+    return e / e.sum(axis=0)
+
+
+@pytest.mark.parametrize("T", [5, 10])
+@pytest.mark.parametrize("phase", ["TEST", "TRAIN"])
+def test_matches_pydensecrf_inference(rng, T, phase):
+    n, c, h, w = 2, 4, 16, 12                 # H*W % 4 == 0: no lattice padding vertices (spec §3.4)
+    unary, image = random_inputs(rng, n, c, h, w)
+    layer, bottom, top = make_layer(meanfield_snippet(T), [unary, unary, image], dtype=np.float32, phase=phase)
+    layer.forward(bottom, top)
+    for i in range(n):
+        expected = densecrf_marginals(unary[i], image[i], T)
+        got = softmax(top[0].data[i].reshape(c, -1).astype(np.float64))
+        np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_weights_from_prototxt_strings(rng):
+    c = 3
+    layer, _, _ = make_layer(meanfield_snippet(2, 'spatial_filter_weights_str: "1 2 3" '
+                                                  'bilateral_filter_weight: 4'),
+                             [np.zeros((1, c, 4, 4))] * 2 + [np.zeros((1, 3, 4, 4))])
+    np.testing.assert_array_equal(layer.blobs[0].data[0, 0], np.diag([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(layer.blobs[1].data[0, 0], 4.0 * np.eye(c))
+    np.testing.assert_array_equal(layer.blobs[2].data[0, 0], -np.eye(c))
+    default, _, _ = make_layer(meanfield_snippet(2), [np.zeros((1, c, 4, 4))] * 2 + [np.zeros((1, 3, 4, 4))])
+    np.testing.assert_array_equal(default.blobs[0].data[0, 0], 3.0 * np.eye(c))
+    np.testing.assert_array_equal(default.blobs[1].data[0, 0], 5.0 * np.eye(c))
+
+
+def test_rejects_one_iteration():
+    with pytest.raises(NetError, match="num_iterations"):
+        make_layer(meanfield_snippet(1), [np.zeros((1, 2, 4, 4))] * 2 + [np.zeros((1, 3, 4, 4))])
+
+
+def test_rejects_mismatched_q0():
+    with pytest.raises(ShapeError):
+        make_layer(meanfield_snippet(2), [np.zeros((1, 2, 4, 4)), np.zeros((1, 3, 4, 4)), np.zeros((1, 3, 4, 4))])
+
+
+def test_batch_is_image_by_image(rng):
+    unary, image = random_inputs(rng, 3, 3, 6, 5)
+    layer, bottom, top = make_layer(meanfield_snippet(3), [unary, unary, image], phase="TEST")
+    layer.forward(bottom, top)
+    batch = top[0].data.copy()
+    for i in range(3):
+        one, b1, t1 = make_layer(meanfield_snippet(3), [unary[i:i + 1], unary[i:i + 1], image[i:i + 1]],
+                                 phase="TEST")
+        one.forward(b1, t1)
+        np.testing.assert_allclose(batch[i], t1[0].data[0], rtol=0, atol=1e-12)
+
+
+def test_any_size_and_reshape(rng):
+    unary, image = random_inputs(rng, 1, 3, 6, 5)
+    layer, bottom, top = make_layer(meanfield_snippet(2), [unary, unary, image], phase="TEST")
+    layer.forward(bottom, top)
+    unary2, image2 = random_inputs(rng, 1, 3, 7, 9)
+    for blob, value in zip(bottom, (unary2, unary2, image2)):
+        blob.reshape(value.shape)
+        blob.data = value
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    fresh, b2, t2 = make_layer(meanfield_snippet(2), [unary2, unary2, image2], phase="TEST")
+    fresh.forward(b2, t2)
+    assert top[0].shape == (1, 3, 7, 9)
+    np.testing.assert_allclose(top[0].data, t2[0].data, rtol=0, atol=1e-12)
+
+
+def test_lean_test_phase_equals_train_phase(rng):
+    unary, image = random_inputs(rng, 2, 3, 6, 6)
+    q0 = unary + rng.standard_normal(unary.shape)
+    diff = rng.standard_normal(unary.shape)
+    results = {}
+    for phase in ("TEST", "TRAIN"):
+        layer, bottom, top = make_layer(meanfield_snippet(3), [unary, q0, image], phase=phase)
+        layer.forward(bottom, top)
+        top[0].diff = diff
+        layer.backward(top, [True, True, False], bottom)
+        results[phase] = (top[0].data.copy(), bottom[0].diff.copy(), bottom[1].diff.copy(),
+                          [b.diff.copy() for b in layer.blobs])
+    test, train = results["TEST"], results["TRAIN"]
+    for a, b in zip(test[:3], train[:3]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(test[3], train[3]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_bilateral_lattice_per_image(rng):
+    unary, image = random_inputs(rng, 2, 3, 6, 6)
+    layer, bottom, top = make_layer(meanfield_snippet(4), [unary, unary, image], phase="TRAIN")
+    layer.forward(bottom, top)
+    top[0].diff = np.ones(top[0].shape)
+    layer.backward(top, [True, True, False], bottom)
+    assert layer.cache.builds == 1 + 2          # one spatial lattice + one bilateral lattice per image
+
+
+@pytest.mark.parametrize("check_bottom", [0, 1])
+def test_gradients_float64(rng, check_bottom):
+    """Directional central differences through T = 3 iterations, unary or Q0 plus all three parameters.
+
+    Step 1e-6 in float64: truncation error O(h²) ~1e-12 and rounding ~1e-16·|E|/h stay far below the
+    1e-6 relative threshold (a step of 1e-4 already shows O(h²) errors of a few 1e-6 on |⟨∇E, r⟩| ~ 300).
+    """
+    unary, image = random_inputs(rng, 2, 3, 5, 4)
+    q0 = unary + rng.standard_normal(unary.shape)
+    layer, bottom, top = make_layer(meanfield_snippet(3), [unary, q0, image], phase="TRAIN")
+    for blob in layer.blobs:                      # off the Potts initialisation: a generic point
+        blob.data[...] += 0.3 * rng.standard_normal(blob.shape)
+    checker = GradientChecker(stepsize=1e-6, threshold=1e-6)
+    err = checker.check_gradient_directional(layer, bottom, top, check_bottom=check_bottom, n_directions=4)
+    assert err <= 1e-6
+
+
+NET_TEXT = """
+name: "meanfield"
+force_backward: true
+layer { name: "input" type: "Input" top: "unary" top: "Q0" top: "data"
+  input_param { shape { dim: 2 dim: 3 dim: 6 dim: 5 } shape { dim: 2 dim: 3 dim: 6 dim: 5 }
+                shape { dim: 2 dim: 3 dim: 6 dim: 5 } } }
+"""
+
+
+@pytest.mark.parametrize("phase", ["TEST", "TRAIN"])
+def test_fused_equals_unrolled(rng, phase):
+    fused_param = proto.parse(NET_TEXT + meanfield_snippet(4, 'spatial_filter_weights_str: "2 3 4"'))
+    fused = Net(fused_param, phase=phase, dtype="float64")
+    unrolled = Net(unroll_net(fused_param), phase=phase, dtype="float64")
+    assert sum(layer.type == "MultiStageMeanfield" for layer in unrolled.layers) == 0
+    assert len(unrolled.learnable_params) == 3
+    for k, blob in enumerate(fused.params["inference1"]):     # the same generic parameters in both
+        blob.data[...] += 0.2 * rng.standard_normal(blob.shape)
+        unrolled.learnable_params[k].data[...] = blob.data
+    unary, image = random_inputs(rng, 2, 3, 6, 5)
+    q0 = unary + rng.standard_normal(unary.shape)
+    out_f = fused.forward(unary=unary, Q0=q0, data=image)["pred"]
+    out_u = unrolled.forward(unary=unary, Q0=q0, data=image)["pred"]
+    np.testing.assert_allclose(out_f, out_u, rtol=0, atol=1e-12)
+    g = rng.standard_normal(out_f.shape)
+    diffs_f = fused.backward(pred=g)
+    diffs_u = unrolled.backward(pred=g)
+    for name in ("unary", "Q0"):
+        np.testing.assert_allclose(diffs_f[name], diffs_u[name], rtol=0, atol=1e-10)
+    for k, blob in enumerate(fused.params["inference1"]):
+        np.testing.assert_allclose(blob.diff, unrolled.learnable_params[k].diff, rtol=1e-10, atol=1e-10)
