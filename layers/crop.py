@@ -45,7 +45,7 @@ def _param_of(layer):
 
 def _per_axis(p, name, h_name, w_name, n, default, what):
     """Caffe's repeated-or-h/w convolution geometry field, one value per spatial axis (``n`` of them)."""
-    if p.has(h_name) or p.has(w_name):
+    if h_name and (p.has(h_name) or p.has(w_name)):
         if n != 2:
             raise NetError("%s_h/%s_w need 2 spatial axes, the blob has %d" % (what, what, n))
         return [int(getattr(p, h_name)), int(getattr(p, w_name))]
@@ -210,6 +210,9 @@ class CropLayer(Layer):
         if len(given) > 1 and start + len(given) != n:
             raise self.error("crop_param gives %d offsets; it needs 1 or one per axis from axis %d of the %d-axis "
                              "bottoms (%d)" % (len(given), start, n, n - start), field="crop_param")
+        graph = getattr(self, "graph", None)
+        if not given and graph is not None and self.inferred_offsets is None:
+            self.infer_offsets(graph, n, required=False)
 
     def _start_axis(self, blob):
         try:
@@ -251,28 +254,35 @@ class CropLayer(Layer):
             bottom[1].diff[...] = 0
 
     # -- automatic offsets ---------------------------------------------------------------------------------
-    def infer_offsets(self, graph, num_axes=None):
+    def infer_offsets(self, graph, num_axes=None, required=True):
         """Compute and store the offsets from the coordinate maps of the layers behind both bottoms.
 
         Parameters
         ----------
         graph : object
-            ``graph.producer(blob_name) -> (layer, [bottom names])`` or None for a blob no layer made (a net
-            input); ``layer`` is a Layer or a LayerParameter. In-place rewriters must not be returned (see
-            :class:`LayerGraph`). If ``graph.blobs`` maps names to Blobs, the number of axes is read there.
+            ``graph.producer(blob_key) -> (layer, [bottom keys])`` or None for a blob no layer made (a net
+            input); ``layer`` is a Layer or a LayerParameter. Keys are blob names, or versioned names when
+            the graph also has ``latest_key(name)`` (the Net's graph: in-place writers then lead on to the
+            earlier version; :class:`LayerGraph` skips in-place writers instead). If ``graph.blobs`` maps
+            names to Blobs, the number of axes is read there.
         num_axes : int, optional
             Number of axes of the bottoms (default: from ``graph.blobs``, else 4).
+        required : bool
+            With False, bottoms that share no ancestor through layers with coordinate maps (two net inputs,
+            say) keep BVLC Caffe's zero offsets and None is returned instead of raising. The net's set-up
+            uses this: ``Net`` hands every layer its graph as ``layer.graph`` during ``setup``, and a Crop
+            without ``offset`` calls this method from ``layer_setup``.
 
         Returns
         -------
-        list of int
+        list of int or None
             One offset per axis from ``crop_param.axis`` on (also stored in ``self.inferred_offsets``).
 
         Raises
         ------
         NetError
-            No common ancestor, a layer without a coordinate map on the way, different scales, or a
-            negative offset.
+            No common ancestor (when ``required``), a path that changes the meaning of a cropped axis,
+            different scales, or a negative offset.
         """
         names = list(self.layer_param.bottom)
         if len(names) != 2:
@@ -285,10 +295,13 @@ class CropLayer(Layer):
         if not 0 <= start < num_axes:
             raise self.error("crop_param.axis %d out of range for %d-axis bottoms"
                              % (self.layer_param.crop_param.axis, num_axes), field="crop_param")
-        maps0, stops0 = self._ancestor_maps(graph, names[0], num_axes)
-        maps1, stops1 = self._ancestor_maps(graph, names[1], num_axes)
+        keys = [graph.latest_key(nm) for nm in names] if hasattr(graph, "latest_key") else names
+        maps0, stops0 = self._ancestor_maps(graph, keys[0], num_axes)
+        maps1, stops1 = self._ancestor_maps(graph, keys[1], num_axes)
         common = next((b for b in maps1 if b in maps0), None)
         if common is None:
+            if not required:
+                return None
             stops = sorted(set(stops0) | set(stops1))
             raise self.error("cannot infer crop offsets: bottoms '%s' and '%s' have no common ancestor blob%s"
                              % (names[0], names[1],
