@@ -15,7 +15,8 @@ CRF-as-RNN additions (spec ``crfasrnn.md`` section 1.3) and two project-specific
 Enums nested in a message in caffe.proto (``PoolingParameter.PoolMethod``) live here in one flat namespace;
 where two messages declare an identical enum (``Engine``) they share one definition.
 """
-from .message import define_enum, define_message, field as F, resolve_schema
+from .message import SCHEMA, define_enum, define_message, field as F, resolve_schema
+from .text_format import to_float32
 
 # -- enums -------------------------------------------------------------------------------------------------
 define_enum("Phase", [("TRAIN", 0), ("TEST", 1)])
@@ -384,3 +385,14 @@ define_message(
     F("hdf5_output_param", 1001, "HDF5OutputParameter"))
 
 resolve_schema()
+
+
+def _round_float_defaults():
+    """Caffe keeps float fields (and their defaults) in single precision: 1e-8 reads back as 9.99999994e-9."""
+    for mtype in SCHEMA.values():
+        for f in mtype.fields.values():
+            if f.kind == "float" and not f.repeated:
+                f.default = to_float32(f.default)
+
+
+_round_float_defaults()

@@ -416,7 +416,7 @@ def parse(text, type_name="NetParameter", filename=None):
         except UnicodeDecodeError as e:
             head = data[:e.start]
             line = head.count(b"\n") + 1
-            col = len(head) - (head.rfind(b"\n") + 1) + 1
+            col = len(head[head.rfind(b"\n") + 1:].decode("utf-8")) + 1
             raise ParseError("%s:%d:%d: invalid UTF-8 byte 0x%02X" % (filename, line, col, data[e.start])) from None
     elif not isinstance(text, str):
         raise ParseError("%s: expected prototxt text, got %s" % (filename, type(text).__name__))
