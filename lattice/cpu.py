@@ -31,14 +31,14 @@ import math
 import numba
 import numpy as np
 
+from .config import CPU_BLOCK
 from .reference import scale_factors, slice_factor
 
 __all__ = ["CpuLattice", "build", "splat", "blur", "slice_", "round_half_even", "elevate",
            "enclosing_simplex", "key_coord", "hash_key"]
 
 HASH_MULTIPLIER = 1664525
-# points per scratch block in the parallel per-point loops
-_BLOCK = 1024
+_BLOCK = CPU_BLOCK
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,89 +158,119 @@ def _embed_points(features, d, scale, inv_d1, rem0, rank, weights):
 
 
 @numba.njit(cache=True)
-def _find(table, keys, key, d, h):
-    """Slot of ``key`` in the open-addressing ``table`` (linear probing) or of the empty slot ending its
-    probe sequence."""
-    cap = table.shape[0]
-    slot = np.int64(h % np.uint64(cap))
+def _slot(h, shift):
+    """Table slot of hash ``h``: the top bits of ``h`` times the 64-bit golden ratio (Fibonacci hashing,
+    so that a power-of-two table uses all bits of the C++ hash)."""
+    return np.int64((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift))
+
+
+@numba.njit(cache=True)
+def _find(table_keys, table_vertex, key, d, shift):
+    """Slot of ``key`` in the open-addressing table (keys stored inline, linear probing), or of the empty
+    slot that ends its probe sequence."""
+    mask = table_vertex.shape[0] - 1
+    slot = _slot(hash_key(key, 0, d), shift)
     while True:
-        v = table[slot]
-        if v < 0:
+        if table_vertex[slot] < 0:
             return slot
-        base = v * d
+        base = slot * d
         same = True
         for i in range(d):
-            if keys[base + i] != key[i]:
+            if table_keys[base + i] != key[i]:
                 same = False
                 break
         if same:
             return slot
-        slot += 1
-        if slot == cap:
-            slot = 0
+        slot = (slot + 1) & mask
+
+
+@numba.njit(cache=True)
+def _new_table(bits, d):
+    return np.empty((1 << bits) * d, np.int32), np.full(1 << bits, -1, np.int32), 64 - bits
 
 
 @numba.njit(cache=True)
 def _insert_vertices(rem0, rank, d):
-    """Serial hash-table build: vertex id per (point, remainder) in insertion order.
+    """Serial hash-table build: vertex id per (point, remainder) in insertion order (point, then
+    remainder). A point usually shares its simplex with the previous one, so each remainder's last key
+    is checked before the table.
 
-    Returns (vertex (N, d1) int32, keys (M*d,) int32, table int32 slots, M).
+    Returns (vertex (N, d1) int32, keys (M*d,) int32 by vertex id, table_keys, table_vertex, shift, M).
     """
     n = rem0.shape[0]
     d1 = d + 1
-    cap = max(16, 2 * n)
-    table = np.full(cap, -1, np.int32)
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    table_keys, table_vertex, shift = _new_table(bits, d)
     keys = np.empty(max(16, n) * d, np.int32)
     m = 0
     vertex = np.empty((n, d1), np.int32)
     key = np.empty(d, np.int32)
+    last = np.full((d1, d), np.iinfo(np.int32).min, np.int32)
+    last_vertex = np.zeros(d1, np.int32)
     for i in range(n):
         for r in range(d1):
+            same = True
             for c in range(d):
                 key[c] = key_coord(rem0[i, c], rank[i, c], r, d)
-            if 2 * m >= cap:
+                if key[c] != last[r, c]:
+                    same = False
+            if same:
+                vertex[i, r] = last_vertex[r]
+                continue
+            if 2 * m >= table_vertex.shape[0]:
                 # grow: double and rehash every stored key
-                cap *= 2
-                table = np.full(cap, -1, np.int32)
+                bits += 1
+                table_keys, table_vertex, shift = _new_table(bits, d)
                 for v in range(m):
-                    slot = _find(table, keys, keys[v * d:(v + 1) * d], d, hash_key(keys, v * d, d))
-                    table[slot] = v
-            slot = _find(table, keys, key, d, hash_key(key, 0, d))
-            if table[slot] < 0:
+                    slot = _find(table_keys, table_vertex, keys[v * d:(v + 1) * d], d, shift)
+                    table_keys[slot * d:(slot + 1) * d] = keys[v * d:(v + 1) * d]
+                    table_vertex[slot] = v
+            slot = _find(table_keys, table_vertex, key, d, shift)
+            if table_vertex[slot] < 0:
                 if (m + 1) * d > keys.shape[0]:
                     grown = np.empty(2 * keys.shape[0], np.int32)
                     grown[:m * d] = keys[:m * d]
                     keys = grown
                 keys[m * d:(m + 1) * d] = key
-                table[slot] = m
+                table_keys[slot * d:(slot + 1) * d] = key
+                table_vertex[slot] = m
                 m += 1
-            vertex[i, r] = table[slot]
-    return vertex, keys, table, m
+            v = table_vertex[slot]
+            vertex[i, r] = v
+            last[r] = key
+            last_vertex[r] = v
+    return vertex, keys, table_keys, table_vertex, shift, m
 
 
 @numba.njit(cache=True, parallel=True)
-def _find_neighbours(table, keys, m, d):
-    """Neighbours (d1, M, 2) of every vertex along every axis: n1 = k - 1 except k_j + d at coordinate j,
-    n2 = k + 1 except k_j - d (no special coordinate for j = d); -1 when absent."""
+def _find_neighbours(table_keys, table_vertex, shift, keys, m, d):
+    """Neighbours (d1, M, 2) of every vertex along every axis, -1 when absent.
+
+    n1 = k - 1 except k_j + d at coordinate j (no special coordinate for j = d) is looked up; n2, the
+    step the other way, is its inverse: ``n2_j(u) = v`` exactly when ``n1_j(v) = u``, so the second
+    half of the table is filled from the first without a second lookup (no races: n1_j is injective).
+    """
     d1 = d + 1
     neighbours = np.empty((d1, m, 2), np.int32)
     nblocks = (m + _BLOCK - 1) // _BLOCK
     for b in numba.prange(nblocks):
         n1 = np.empty(d, np.int32)
-        n2 = np.empty(d, np.int32)
         for v in range(b * _BLOCK, min(m, (b + 1) * _BLOCK)):
             base = v * d
             for j in range(d1):
                 for c in range(d):
                     n1[c] = keys[base + c] - 1
-                    n2[c] = keys[base + c] + 1
                 if j < d:
                     n1[j] = keys[base + j] + d
-                    n2[j] = keys[base + j] - d
-                s1 = _find(table, keys, n1, d, hash_key(n1, 0, d))
-                s2 = _find(table, keys, n2, d, hash_key(n2, 0, d))
-                neighbours[j, v, 0] = table[s1]
-                neighbours[j, v, 1] = table[s2]
+                neighbours[j, v, 0] = table_vertex[_find(table_keys, table_vertex, n1, d, shift)]
+                neighbours[j, v, 1] = -1
+    for j in range(d1):
+        for v in numba.prange(m):
+            u = neighbours[j, v, 0]
+            if u >= 0:
+                neighbours[j, u, 1] = v
     return neighbours
 
 
@@ -276,13 +306,30 @@ def build(features):
     ``splat_weight`` (see the module table) and ``num_vertices``.
     """
     n, d = features.shape
-    d1 = d + 1
-    rem0 = np.empty((n, d1), np.int32)
-    rank = np.empty((n, d1), np.int32)
-    weights = np.empty((n, d1), np.float32)
+    rem0 = np.empty((n, d + 1), np.int32)
+    rank = np.empty((n, d + 1), np.int32)
+    weights = np.empty((n, d + 1), np.float32)
     embed_points(features, rem0, rank, weights)
-    vertex, keys, table, m = _insert_vertices(rem0, rank, d)
-    neighbours = _find_neighbours(table, keys, m, d)
+    return build_from_simplices(rem0, rank, weights)
+
+
+def build_from_simplices(rem0, rank, weights):
+    """Hash the vertices of every point's simplex and index them (the serial part of the build).
+
+    Parameters
+    ----------
+    rem0, rank : ndarray, (N, d+1), int32
+        From :func:`enclosing_simplex` per point.
+    weights : ndarray, (N, d+1), float32
+
+    Returns
+    -------
+    dict, as :func:`build`.
+    """
+    d = rem0.shape[1] - 1
+    vertex, keys, table_keys, table_vertex, shift, m = _insert_vertices(rem0, rank, d)
+    neighbours = _find_neighbours(table_keys, table_vertex, shift, keys, m, d)
+    del table_keys, table_vertex, keys
     offsets, pixel, weight = _gather_index(vertex, weights, m)
     return dict(vertex=vertex, weights=weights, neighbours=neighbours, splat_offsets=offsets,
                 splat_pixel=pixel, splat_weight=weight, num_vertices=m)

@@ -1,0 +1,14 @@
+"""Launch settings and limits of the lattice kernels, in one place.
+
+``THREADS_PER_BLOCK``
+    CUDA block size of every lattice kernel (one thread per point, per vertex x channel or per
+    channel x pixel; 1-D grids of ``ceil(work / THREADS_PER_BLOCK)`` blocks).
+``MAX_DIM``
+    Largest feature dimension d of the CUDA backend: per-thread scratch (``cuda.local.array``) needs a
+    compile-time size. The CPU and reference backends have no limit.
+``CPU_BLOCK``
+    Points or vertices per work item of the parallel CPU loops (each block allocates its scratch once).
+"""
+THREADS_PER_BLOCK = 128
+MAX_DIM = 16
+CPU_BLOCK = 1024

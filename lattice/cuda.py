@@ -1,0 +1,196 @@
+r"""numba.cuda kernels for the permutohedral lattice, with the lattice arrays resident on the device.
+
+Build (per lattice):
+
+1. ``_embed_kernel`` on the device, one thread per point: elevation, enclosing simplex and barycentric
+   weights by the *same* ``numba.njit`` helpers the CPU build uses (:func:`.cpu.elevate`,
+   :func:`.cpu.enclosing_simplex`, hence :func:`.cpu.round_half_even`); numba compiles them for the CUDA
+   target when the kernel calls them.
+2. On the host: the hash table, blur neighbours and the vertex -> (pixel, weight) gather index
+   (:func:`.cpu.build_from_simplices`). The path to a device build is the C++ GPU variant's: a lock-free
+   table with atomic compare-and-swap on the keys ``rem0``/``rank`` already computed on the device.
+3. The lattice arrays are copied to the device once and kept there for every filter call.
+
+Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row:
+
+* ``_splat_kernel``: thread v gathers its pixels' weighted values into row v + 1 (no atomics);
+* ``_blur_kernel``: thread (v, k) computes ``new[v+1, k] = old[v+1, k] + 0.5 (old[n1+1, k] + old[n2+1, k])``,
+  one launch per axis, axes reversed for the transpose;
+* ``_slice_kernel``: thread (k, i) sums ``alpha w_ir buf[vertex_ir + 1, k]`` over r in order and writes
+  the channel-planar output (consecutive threads write consecutive pixels).
+
+Block size and the per-thread scratch bound live in :mod:`.config`. float32 and float64 values work
+(kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
+"""
+import math
+
+import numpy as np
+from numba import cuda
+
+from ..errors import BackendError, ShapeError
+from .config import MAX_DIM, THREADS_PER_BLOCK
+from .cpu import build_from_simplices, elevate, enclosing_simplex
+from .reference import scale_factors, slice_factor
+
+__all__ = ["CudaLattice", "cuda_available"]
+
+_D1 = MAX_DIM + 1
+
+
+def cuda_available():
+    """True when numba.cuda has a device (or the simulator is enabled)."""
+    try:
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def _grid(work):
+    return (max(1, math.ceil(work / THREADS_PER_BLOCK)), THREADS_PER_BLOCK)
+
+
+@cuda.jit
+def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
+    """Thread i: point i's simplex. features (N*d,) f32; rem0, rank (N, d+1) i32; weights (N, d+1) f32."""
+    i = cuda.grid(1)
+    if i >= rem0.shape[0]:
+        return
+    feat = cuda.local.array(MAX_DIM, np.float32)
+    sc = cuda.local.array(MAX_DIM, np.float32)
+    elevated = cuda.local.array(_D1, np.float32)
+    r0 = cuda.local.array(_D1, np.int32)
+    rk = cuda.local.array(_D1, np.int32)
+    bary = cuda.local.array(_D1 + 1, np.float32)
+    for j in range(d):
+        feat[j] = features[i * d + j]
+        sc[j] = scale[j]
+    elevate(feat, 0, d, sc, elevated)
+    enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
+    for r in range(d + 1):
+        rem0[i, r] = r0[r]
+        rank[i, r] = rk[r]
+        weights[i, r] = bary[r]
+
+
+@cuda.jit
+def _splat_kernel(values, offsets, pixel, weight, buf):
+    """Thread v: ``buf[v+1, :] = sum_e weight[e] values[:, pixel[e]]``; threads v < C also zero row 0.
+    values (C, N); buf (M+1, C)."""
+    v = cuda.grid(1)
+    c = values.shape[0]
+    m = offsets.shape[0] - 1
+    if v < c:
+        buf[0, v] = 0
+    if v >= m:
+        return
+    for k in range(c):
+        buf[v + 1, k] = 0
+    for e in range(offsets[v], offsets[v + 1]):
+        w = weight[e]
+        p = pixel[e]
+        for k in range(c):
+            buf[v + 1, k] += w * values[k, p]
+
+
+@cuda.jit
+def _blur_kernel(old, new, neighbours, j, half):
+    """Thread t = v*C + k: one blur tap along axis j; threads t < C zero row 0 of ``new``."""
+    t = cuda.grid(1)
+    c = old.shape[1]
+    m = neighbours.shape[1]
+    if t < c:
+        new[0, t] = 0
+    if t >= m * c:
+        return
+    v = t // c
+    k = t - v * c
+    a = old[neighbours[j, v, 0] + 1, k]
+    b = old[neighbours[j, v, 1] + 1, k]
+    new[v + 1, k] = old[v + 1, k] + half * (a + b)
+
+
+@cuda.jit
+def _slice_kernel(buf, vertex, weights, alpha, out):
+    """Thread t = k*N + i: ``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]``, r in order."""
+    t = cuda.grid(1)
+    n = vertex.shape[0]
+    c = buf.shape[1]
+    if t >= n * c:
+        return
+    k = t // n
+    i = t - k * n
+    acc = buf[0, k]
+    for r in range(vertex.shape[1]):
+        acc += (weights[i, r] * alpha) * buf[vertex[i, r] + 1, k]
+    out[k, i] = acc
+
+
+class CudaLattice:
+    """The facade's ``"cuda"`` backend.
+
+    Parameters
+    ----------
+    features : ndarray, (N, d), float32, C-contiguous, finite, N >= 1, d <= config.MAX_DIM
+
+    Attributes
+    ----------
+    device_arrays : dict
+        The lattice arrays on the device (``vertex``, ``weights``, ``neighbours``, ``splat_offsets``,
+        ``splat_pixel``, ``splat_weight``), kept across filter calls.
+    """
+
+    def __init__(self, features):
+        if not cuda_available():
+            raise BackendError("lattice backend 'cuda': no CUDA device found by numba.cuda "
+                               "(set NUMBA_ENABLE_CUDASIM=1 to use the simulator)")
+        n, d = features.shape
+        if d > MAX_DIM:
+            raise ShapeError("lattice backend 'cuda': d=%d exceeds config.MAX_DIM=%d" % (d, MAX_DIM))
+        d1 = d + 1
+        # 1. per-point simplices on the device
+        d_rem0 = cuda.device_array((n, d1), np.int32)
+        d_rank = cuda.device_array((n, d1), np.int32)
+        d_weights = cuda.device_array((n, d1), np.float32)
+        grid, block = _grid(n)
+        _embed_kernel[grid, block](cuda.to_device(features.reshape(-1)), d, cuda.to_device(scale_factors(d)),
+                                   np.float32(1.0 / d1), d_rem0, d_rank, d_weights)
+        # 2. hash table, neighbours and gather index on the host
+        host = build_from_simplices(d_rem0.copy_to_host(), d_rank.copy_to_host(), d_weights.copy_to_host())
+        # 3. resident on the device from now on
+        self.num_vertices = host["num_vertices"]
+        self.device_arrays = {name: (d_weights if name == "weights" else cuda.to_device(arr))
+                              for name, arr in host.items() if isinstance(arr, np.ndarray)}
+        self.num_points = n
+        self.dim = d
+
+    @property
+    def nbytes(self):
+        """Bytes of device memory held by the lattice arrays."""
+        return sum(a.nbytes for a in self.device_arrays.values())
+
+    def filter_device(self, values, reverse=False):
+        """Filter a (C, N) device array; returns a new (C, N) device array of the same dtype."""
+        arrays = self.device_arrays
+        dtype = np.dtype(values.dtype)
+        c = values.shape[0]
+        m = self.num_vertices
+        buf = cuda.device_array((m + 1, c), dtype)
+        other = cuda.device_array((m + 1, c), dtype)
+        grid, block = _grid(max(m, c))
+        _splat_kernel[grid, block](values, arrays["splat_offsets"], arrays["splat_pixel"],
+                                   arrays["splat_weight"], buf)
+        half = dtype.type(0.5)
+        grid, block = _grid(max(m * c, c))
+        axes = range(self.dim, -1, -1) if reverse else range(self.dim + 1)
+        for j in axes:
+            _blur_kernel[grid, block](buf, other, arrays["neighbours"], j, half)
+            buf, other = other, buf
+        out = cuda.device_array((c, self.num_points), dtype)
+        grid, block = _grid(c * self.num_points)
+        _slice_kernel[grid, block](buf, arrays["vertex"], arrays["weights"],
+                                   dtype.type(slice_factor(self.dim)), out)
+        return out
+
+    def filter(self, values, reverse=False):
+        """``K x`` (``K^T x`` when ``reverse``) for host (C, N) float32/float64 values; returns a host array."""
+        return self.filter_device(cuda.to_device(values), reverse).copy_to_host()
