@@ -151,6 +151,8 @@ def _values_equal(a, b):
         return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
     if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
         return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(x is y or _values_equal(x, y) for x, y in zip(a, b))
     return a == b
 
 

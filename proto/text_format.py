@@ -34,6 +34,7 @@ _TOKEN_RE = re.compile(r"""
 
 _ESCAPE_RE = re.compile(
     r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))", re.S)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _SIMPLE_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v",
                    "?": b"?", "\\": b"\\", "'": b"'", '"': b'"'}
 
@@ -420,6 +421,11 @@ def parse(text, type_name="NetParameter", filename=None):
             raise ParseError("%s:%d:%d: invalid UTF-8 byte 0x%02X" % (filename, line, col, data[e.start])) from None
     elif not isinstance(text, str):
         raise ParseError("%s: expected prototxt text, got %s" % (filename, type(text).__name__))
+    bad = _SURROGATE_RE.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        raise ParseError("%s:%d:%d: invalid character %r (a lone surrogate)" % (filename, line, col, bad.group()))
     if text.startswith("\ufeff"):
         text = " " + text[1:]
     parser = _Parser(text, filename)
