@@ -39,66 +39,92 @@ def conv_out_shape(in_shape, kernel, pad, stride, dilation):
 
 
 # ---- 2-D numba kernels -----------------------------------------------------------------------------------
+# One row (im2col) or one channel (col2im) per call of the inner kernel; a serial and a parallel driver call it.
+# Small problems take the serial driver: a parallel region costs more than it saves there (and much more on a
+# loaded machine, where the threads of a region wait for each other).
 
-@numba.njit(cache=True, parallel=True)
-def _im2col_2d(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
-    C, H, W = x.shape
-    nrows = row1 - row0
-    for r in numba.prange(C * kh * kw):
-        c = r // (kh * kw)
-        i = (r // kw) % kh
-        j = r % kw
-        ix0 = j * dw - pw
-        # valid output columns: 0 <= ix0 + ox*sw < W
-        lo = 0
-        if ix0 < 0:
-            lo = (-ix0 + sw - 1) // sw
-        hi = 0
-        if W - ix0 > 0:
-            hi = (W - ix0 + sw - 1) // sw
-        if hi > out_w:
-            hi = out_w
-        if lo > hi:
-            lo = hi
-        for oy in range(nrows):
-            iy = (row0 + oy) * sh - ph + i * dh
-            base = oy * out_w
-            if iy < 0 or iy >= H:
-                for ox in range(out_w):
-                    col[r, base + ox] = 0
-            else:
-                for ox in range(lo):
-                    col[r, base + ox] = 0
+#: Work size (elements) from which the parallel drivers are used.
+PARALLEL_MIN_WORK = 1 << 16
+
+
+@numba.njit(cache=True)
+def _valid_columns(ix0, sw, W, out_w):
+    """Output columns ``[lo, hi)`` whose input column ``ix0 + ox*sw`` lies in ``[0, W)``."""
+    lo = 0
+    if ix0 < 0:
+        lo = (-ix0 + sw - 1) // sw
+    hi = 0
+    if W - ix0 > 0:
+        hi = (W - ix0 + sw - 1) // sw
+    if hi > out_w:
+        hi = out_w
+    if lo > hi:
+        lo = hi
+    return lo, hi
+
+
+@numba.njit(cache=True)
+def _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
+    H, W = x.shape[1], x.shape[2]
+    c = r // (kh * kw)
+    i = (r // kw) % kh
+    j = r % kw
+    ix0 = j * dw - pw
+    lo, hi = _valid_columns(ix0, sw, W, out_w)
+    for oy in range(row1 - row0):
+        iy = (row0 + oy) * sh - ph + i * dh
+        base = oy * out_w
+        if iy < 0 or iy >= H:
+            for ox in range(out_w):
+                col[r, base + ox] = 0
+        else:
+            for ox in range(lo):
+                col[r, base + ox] = 0
+            for ox in range(lo, hi):
+                col[r, base + ox] = x[c, iy, ix0 + ox * sw]
+            for ox in range(hi, out_w):
+                col[r, base + ox] = 0
+
+
+@numba.njit(cache=True)
+def _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
+    H, W = x.shape[1], x.shape[2]
+    for i in range(kh):
+        for j in range(kw):
+            r = (c * kh + i) * kw + j
+            ix0 = j * dw - pw
+            lo, hi = _valid_columns(ix0, sw, W, out_w)
+            for oy in range(row1 - row0):
+                iy = (row0 + oy) * sh - ph + i * dh
+                if iy < 0 or iy >= H:
+                    continue
+                base = oy * out_w
                 for ox in range(lo, hi):
-                    col[r, base + ox] = x[c, iy, ix0 + ox * sw]
-                for ox in range(hi, out_w):
-                    col[r, base + ox] = 0
+                    x[c, iy, ix0 + ox * sw] += col[r, base + ox]
+
+
+@numba.njit(cache=True)
+def _im2col_2d_serial(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
+    for r in range(col.shape[0]):
+        _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col)
 
 
 @numba.njit(cache=True, parallel=True)
-def _col2im_2d(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
-    C, H, W = x.shape
-    nrows = row1 - row0
-    for c in numba.prange(C):
-        for i in range(kh):
-            for j in range(kw):
-                r = (c * kh + i) * kw + j
-                ix0 = j * dw - pw
-                lo = 0
-                if ix0 < 0:
-                    lo = (-ix0 + sw - 1) // sw
-                hi = 0
-                if W - ix0 > 0:
-                    hi = (W - ix0 + sw - 1) // sw
-                if hi > out_w:
-                    hi = out_w
-                for oy in range(nrows):
-                    iy = (row0 + oy) * sh - ph + i * dh
-                    if iy < 0 or iy >= H:
-                        continue
-                    base = oy * out_w
-                    for ox in range(lo, hi):
-                        x[c, iy, ix0 + ox * sw] += col[r, base + ox]
+def _im2col_2d_parallel(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
+    for r in numba.prange(col.shape[0]):
+        _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col)
+
+
+@numba.njit(cache=True)
+def _col2im_2d_serial(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
+    for c in range(x.shape[0]):
+        _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x)
+
+
+@numba.njit(cache=True, parallel=True)
+def _col2im_2d_parallel(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
+    for c in numba.prange(x.shape[0]):
+        _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x)
 
 
 def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
@@ -123,8 +149,9 @@ def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
     row0, row1 = rows if rows is not None else (0, out_hw[0])
     if col is None:
         col = np.empty((C * kernel[0] * kernel[1], (row1 - row0) * out_hw[1]), dtype=x.dtype)
-    _im2col_2d(x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
-               row0, row1, out_hw[1], col)
+    kern = _im2col_2d_parallel if col.size >= PARALLEL_MIN_WORK else _im2col_2d_serial
+    kern(x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
+         row0, row1, out_hw[1], col)
     return col
 
 
@@ -134,8 +161,9 @@ def col2im_2d(col, kernel, pad, stride, dilation, out_hw, x, rows=None):
     ``x`` is NOT zeroed here; the caller zeroes it once before adding all bands.
     """
     row0, row1 = rows if rows is not None else (0, out_hw[0])
-    _col2im_2d(col, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
-               row0, row1, out_hw[1], x)
+    kern = _col2im_2d_parallel if col.size >= PARALLEL_MIN_WORK and x.shape[0] > 1 else _col2im_2d_serial
+    kern(col, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
+         row0, row1, out_hw[1], x)
     return x
 
 

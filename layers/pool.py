@@ -30,92 +30,129 @@ import numba
 import numpy as np
 
 from ..layer import Layer, register_layer
+from .im2col import PARALLEL_MIN_WORK
 
 #: Caffe's initial value of a MAX window (``-FLT_MAX``), also in float64.
 NEG_FLT_MAX = -float(np.finfo(np.float32).max)
 
 
-@numba.njit(cache=True, parallel=True)
-def _max_forward(x, kh, kw, sh, sw, ph, pw, y, mask):
-    P, H, W = x.shape
-    _, PH, PW = y.shape
-    for p in numba.prange(P):
-        for oy in range(PH):
-            hstart = oy * sh - ph
-            hend = min(hstart + kh, H)
-            hstart = max(hstart, 0)
-            for ox in range(PW):
-                wstart = ox * sw - pw
-                wend = min(wstart + kw, W)
-                wstart = max(wstart, 0)
-                best = NEG_FLT_MAX
-                idx = -1
-                for h in range(hstart, hend):
-                    for w in range(wstart, wend):
-                        v = x[p, h, w]
-                        if v > best:
-                            best = v
-                            idx = h * W + w
-                y[p, oy, ox] = best
-                mask[p, oy, ox] = idx
+# Kernels work on one (n, c) plane; a serial and a parallel driver run them over all planes (the parallel one
+# only for large inputs, see crfrnn_np.layers.im2col.PARALLEL_MIN_WORK).
+
+@numba.njit(cache=True)
+def _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask):
+    H, W = x.shape[1], x.shape[2]
+    PH, PW = y.shape[1], y.shape[2]
+    for oy in range(PH):
+        hstart = oy * sh - ph
+        hend = min(hstart + kh, H)
+        hstart = max(hstart, 0)
+        for ox in range(PW):
+            wstart = ox * sw - pw
+            wend = min(wstart + kw, W)
+            wstart = max(wstart, 0)
+            best = NEG_FLT_MAX
+            idx = -1
+            for h in range(hstart, hend):
+                for w in range(wstart, wend):
+                    v = x[p, h, w]
+                    if v > best:
+                        best = v
+                        idx = h * W + w
+            y[p, oy, ox] = best
+            mask[p, oy, ox] = idx
+
+
+@numba.njit(cache=True)
+def _max_backward_plane(dy, p, mask, dx):
+    W = dx.shape[2]
+    dx[p] = 0
+    for oy in range(dy.shape[1]):
+        for ox in range(dy.shape[2]):
+            idx = mask[p, oy, ox]
+            if idx >= 0:
+                dx[p, idx // W, idx % W] += dy[p, oy, ox]
+
+
+@numba.njit(cache=True)
+def _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y):
+    H, W = x.shape[1], x.shape[2]
+    for oy in range(y.shape[1]):
+        hstart = oy * sh - ph
+        hend = min(hstart + kh, H + ph)
+        for ox in range(y.shape[2]):
+            wstart = ox * sw - pw
+            wend = min(wstart + kw, W + pw)
+            pool_size = (hend - hstart) * (wend - wstart)
+            s = 0.0
+            for h in range(max(hstart, 0), min(hend, H)):
+                for w in range(max(wstart, 0), min(wend, W)):
+                    s += x[p, h, w]
+            y[p, oy, ox] = s / pool_size
+
+
+@numba.njit(cache=True)
+def _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx):
+    H, W = dx.shape[1], dx.shape[2]
+    dx[p] = 0
+    for oy in range(dy.shape[1]):
+        hstart = oy * sh - ph
+        hend = min(hstart + kh, H + ph)
+        for ox in range(dy.shape[2]):
+            wstart = ox * sw - pw
+            wend = min(wstart + kw, W + pw)
+            g = dy[p, oy, ox] / ((hend - hstart) * (wend - wstart))
+            for h in range(max(hstart, 0), min(hend, H)):
+                for w in range(max(wstart, 0), min(wend, W)):
+                    dx[p, h, w] += g
+
+
+@numba.njit(cache=True)
+def _max_forward_serial(x, kh, kw, sh, sw, ph, pw, y, mask):
+    for p in range(x.shape[0]):
+        _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask)
 
 
 @numba.njit(cache=True, parallel=True)
-def _max_backward(dy, mask, dx):
-    P, H, W = dx.shape
-    _, PH, PW = dy.shape
-    for p in numba.prange(P):
-        for h in range(H):
-            for w in range(W):
-                dx[p, h, w] = 0
-        for oy in range(PH):
-            for ox in range(PW):
-                idx = mask[p, oy, ox]
-                if idx >= 0:
-                    dx[p, idx // W, idx % W] += dy[p, oy, ox]
+def _max_forward_parallel(x, kh, kw, sh, sw, ph, pw, y, mask):
+    for p in numba.prange(x.shape[0]):
+        _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask)
+
+
+@numba.njit(cache=True)
+def _max_backward_serial(dy, mask, dx):
+    for p in range(dx.shape[0]):
+        _max_backward_plane(dy, p, mask, dx)
 
 
 @numba.njit(cache=True, parallel=True)
-def _ave_forward(x, kh, kw, sh, sw, ph, pw, y):
-    P, H, W = x.shape
-    _, PH, PW = y.shape
-    for p in numba.prange(P):
-        for oy in range(PH):
-            hstart = oy * sh - ph
-            hend = min(hstart + kh, H + ph)
-            for ox in range(PW):
-                wstart = ox * sw - pw
-                wend = min(wstart + kw, W + pw)
-                pool_size = (hend - hstart) * (wend - wstart)
-                h0 = max(hstart, 0)
-                h1 = min(hend, H)
-                w0 = max(wstart, 0)
-                w1 = min(wend, W)
-                s = 0.0
-                for h in range(h0, h1):
-                    for w in range(w0, w1):
-                        s += x[p, h, w]
-                y[p, oy, ox] = s / pool_size
+def _max_backward_parallel(dy, mask, dx):
+    for p in numba.prange(dx.shape[0]):
+        _max_backward_plane(dy, p, mask, dx)
+
+
+@numba.njit(cache=True)
+def _ave_forward_serial(x, kh, kw, sh, sw, ph, pw, y):
+    for p in range(x.shape[0]):
+        _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y)
 
 
 @numba.njit(cache=True, parallel=True)
-def _ave_backward(dy, kh, kw, sh, sw, ph, pw, dx):
-    P, H, W = dx.shape
-    _, PH, PW = dy.shape
-    for p in numba.prange(P):
-        for h in range(H):
-            for w in range(W):
-                dx[p, h, w] = 0
-        for oy in range(PH):
-            hstart = oy * sh - ph
-            hend = min(hstart + kh, H + ph)
-            for ox in range(PW):
-                wstart = ox * sw - pw
-                wend = min(wstart + kw, W + pw)
-                g = dy[p, oy, ox] / ((hend - hstart) * (wend - wstart))
-                for h in range(max(hstart, 0), min(hend, H)):
-                    for w in range(max(wstart, 0), min(wend, W)):
-                        dx[p, h, w] += g
+def _ave_forward_parallel(x, kh, kw, sh, sw, ph, pw, y):
+    for p in numba.prange(x.shape[0]):
+        _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y)
+
+
+@numba.njit(cache=True)
+def _ave_backward_serial(dy, kh, kw, sh, sw, ph, pw, dx):
+    for p in range(dx.shape[0]):
+        _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx)
+
+
+@numba.njit(cache=True, parallel=True)
+def _ave_backward_parallel(dy, kh, kw, sh, sw, ph, pw, dx):
+    for p in numba.prange(dx.shape[0]):
+        _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx)
 
 
 def pooled_size(size, kernel, pad, stride, ceil_mode=True):
@@ -208,12 +245,15 @@ class PoolingLayer(Layer):
         x = self._planes(b.data, b.shape[2:])
         y = self._planes(top[0].data, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
+        parallel = x.size >= PARALLEL_MIN_WORK
         if self.method == "MAX":
-            _max_forward(x, kh, kw, sh, sw, ph, pw, y, self._mask)
+            kern = _max_forward_parallel if parallel else _max_forward_serial
+            kern(x, kh, kw, sh, sw, ph, pw, y, self._mask)
             if len(top) > 1:
                 top[1].data[...] = self._mask.reshape(top[1].shape)
         elif self.method == "AVE":
-            _ave_forward(x, kh, kw, sh, sw, ph, pw, y)
+            kern = _ave_forward_parallel if parallel else _ave_forward_serial
+            kern(x, kh, kw, sh, sw, ph, pw, y)
         else:
             raise self.error("STOCHASTIC pooling is not implemented on CPU, as in Caffe")
 
@@ -224,11 +264,12 @@ class PoolingLayer(Layer):
         dx = self._planes(b.diff, b.shape[2:])
         dy = self._planes(top[0].diff, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
+        parallel = dx.size >= PARALLEL_MIN_WORK
         if self.method == "MAX":
             if len(top) > 1:
                 mask = self._planes(top[1].data, self.pooled).astype(np.int64)
             else:
                 mask = self._mask
-            _max_backward(dy, mask, dx)
+            (_max_backward_parallel if parallel else _max_backward_serial)(dy, mask, dx)
         else:
-            _ave_backward(dy, kh, kw, sh, sw, ph, pw, dx)
+            (_ave_backward_parallel if parallel else _ave_backward_serial)(dy, kh, kw, sh, sw, ph, pw, dx)
