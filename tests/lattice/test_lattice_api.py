@@ -1,0 +1,108 @@
+"""PermutohedralLattice facade: input checking, dtypes, shapes, and the CRF feature helpers."""
+import numpy as np
+import pytest
+
+import crfrnn_np
+from crfrnn_np.lattice import PermutohedralLattice, bilateral_features, spatial_features
+
+
+@pytest.fixture
+def features(rng):
+    return (rng.normal(size=(30, 3)) * 2).astype(np.float32)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_rejected(features, bad):
+    features[7, 1] = bad
+    with pytest.raises(crfrnn_np.ShapeError, match="point 7, feature 1"):
+        PermutohedralLattice(features)
+
+
+@pytest.mark.parametrize("shape", [(30,), (2, 3, 4), (30, 0)])
+def test_wrong_rank_or_empty_dimension_rejected(shape):
+    with pytest.raises(crfrnn_np.ShapeError):
+        PermutohedralLattice(np.zeros(shape, np.float32))
+
+
+def test_non_numeric_and_huge_features_rejected():
+    with pytest.raises(crfrnn_np.ShapeError):
+        PermutohedralLattice(np.array([["a", "b"]]))
+    with pytest.raises(crfrnn_np.ShapeError, match="too large"):
+        PermutohedralLattice(np.array([[1e9, 0.0]], np.float32))
+
+
+def test_unknown_backend():
+    with pytest.raises(crfrnn_np.BackendError, match="gpu"):
+        PermutohedralLattice(np.zeros((4, 2)), backend="gpu")
+
+
+def test_values_shape_mismatch(features):
+    lat = PermutohedralLattice(features)
+    with pytest.raises(crfrnn_np.ShapeError, match="N=30"):
+        lat.filter(np.ones((2, 29), np.float32))
+    with pytest.raises(crfrnn_np.ShapeError):
+        lat.filter(np.ones((2, 30, 1), np.float32))
+    with pytest.raises(crfrnn_np.ShapeError):
+        lat.filter(np.ones((2, 30), np.complex64))
+
+
+def test_dtypes_and_conversions(features, rng):
+    lat = PermutohedralLattice(features)
+    x64 = rng.normal(size=(3, 30))
+    assert lat.filter(x64).dtype == np.float64
+    assert lat.filter(x64.astype(np.float32)).dtype == np.float32
+    # integer values become float64, a 1-D array is one channel
+    xi = rng.integers(0, 5, size=(2, 30))
+    np.testing.assert_allclose(lat.filter(xi), lat.filter(xi.astype(np.float64)), rtol=0, atol=0)
+    np.testing.assert_array_equal(lat.filter(x64[0]), lat.filter(x64[:1])[0])
+    # non-contiguous values and integer / float64 / non-contiguous features are converted
+    xt = np.asfortranarray(x64)
+    np.testing.assert_array_equal(lat.filter(xt), lat.filter(x64))
+    strided = np.asfortranarray(features.astype(np.float64))
+    np.testing.assert_array_equal(PermutohedralLattice(strided).filter(x64), lat.filter(x64))
+    feats_int = np.arange(40).reshape(20, 2)
+    np.testing.assert_array_equal(PermutohedralLattice(feats_int).filter(np.ones((1, 20))),
+                                  PermutohedralLattice(feats_int.astype(np.float32)).filter(np.ones((1, 20))))
+
+
+def test_empty_inputs(features):
+    lat = PermutohedralLattice(np.zeros((0, 5), np.float32))
+    assert lat.num_points == 0 and lat.num_vertices == 0
+    assert lat.filter(np.zeros((4, 0), np.float32)).shape == (4, 0)
+    assert PermutohedralLattice(features).filter(np.zeros((0, 30))).shape == (0, 30)
+
+
+def test_single_point_and_d1(rng):
+    lat = PermutohedralLattice(np.array([[0.3, -1.2]], np.float32))
+    # one point: a positive self-weight below the Gaussian's 1 (alpha < 1 and the weights spread out)
+    k = lat.filter(np.ones((1, 1)))[0, 0]
+    assert 0 < k < 1
+    f1 = rng.normal(size=(15, 1)).astype(np.float32)
+    out = PermutohedralLattice(f1).filter(np.ones((1, 15)))
+    assert np.all(out > 0)
+
+
+def test_spatial_features_values():
+    f = spatial_features(2, 3, 2.0)
+    assert f.shape == (6, 2) and f.dtype == np.float32
+    # p = y*W + x, x is the column
+    np.testing.assert_array_equal(f[:, 0], np.array([0, 1, 2, 0, 1, 2]) / 2.0)
+    np.testing.assert_array_equal(f[:, 1], np.array([0, 0, 0, 1, 1, 1]) / 2.0)
+    assert spatial_features(2, 3, 2.0, dtype=np.float64).dtype == np.float64
+    with pytest.raises(crfrnn_np.ShapeError):
+        spatial_features(2, 3, 0.0)
+
+
+def test_bilateral_features_values(rng):
+    img = rng.normal(size=(4, 2, 3)).astype(np.float32) * 50
+    f = bilateral_features(img, 4.0, 5.0)
+    assert f.shape == (6, 5) and f.dtype == np.float32
+    for y in range(2):
+        for x in range(3):
+            p = y * 3 + x
+            np.testing.assert_allclose(f[p], [x / 4.0, y / 4.0, img[0, y, x] / 5.0, img[1, y, x] / 5.0,
+                                              img[2, y, x] / 5.0], rtol=1e-7)
+    with pytest.raises(crfrnn_np.ShapeError):
+        bilateral_features(img[:2], 4.0, 5.0)
+    with pytest.raises(crfrnn_np.ShapeError):
+        bilateral_features(img[0], 4.0, 5.0)
