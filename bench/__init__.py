@@ -1,0 +1,1 @@
+"""Benchmarks of crfrnn-np (``make bench`` = ``python -m bench``); see ``bench/README.md``."""
