@@ -9,6 +9,8 @@ A :class:`Message` is what the text-format reader (``text_format.py``) and the w
 * ``msg.name = value`` sets a field; ``msg.mutable("sub")`` returns a sub-message that is stored (so it can
   be filled in place); ``msg.add("repeated_message_field")`` appends and returns a new element.
 * Enum values are stored as their *names* (``"MAX"``, ``"TEST"``), whatever form the input used.
+* A repeated float/double field set from a numpy array keeps it as a 1-D array of the field's precision
+  (``BlobProto.data`` decoded from the wire format is a float32 array); ``==`` compares arrays by value.
 * ``msg.where("name")`` gives ``"file:line:col"`` of the field in the text it came from (``""`` if unknown),
   so later stages (graph building, layer set-up) can point at the prototxt line.
 
