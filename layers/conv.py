@@ -122,14 +122,9 @@ class ConvGeometry:
         for row0, row1 in self.bands:
             col = self._im2col(x, row0, row1)
             cols = self._columns(row0, row1)
-            whole = cols.start == 0 and cols.stop == self.P
             for g in range(self.G):
-                wg = w2[g * self.Og:(g + 1) * self.Og]
-                cg = col[g * self.Kg:(g + 1) * self.Kg]
-                if whole:
-                    np.matmul(wg, cg, out=y2[g * self.Og:(g + 1) * self.Og])
-                else:
-                    y2[g * self.Og:(g + 1) * self.Og, cols] = wg @ cg
+                np.matmul(w2[g * self.Og:(g + 1) * self.Og], col[g * self.Kg:(g + 1) * self.Kg],
+                          out=y2[g * self.Og:(g + 1) * self.Og, cols])
 
     def backward_data(self, dy, w2, dx):
         """``dx = col2im(W^T @ dy)`` per group (``dx`` overwritten).
@@ -178,8 +173,9 @@ class ConvGeometry:
             col = self._im2col(x, row0, row1)
             cols = self._columns(row0, row1)
             for g in range(self.G):
-                dw2[g * self.Og:(g + 1) * self.Og] += (dy2[g * self.Og:(g + 1) * self.Og, cols]
-                                                      @ col[g * self.Kg:(g + 1) * self.Kg].T)
+                # (col_g @ dy_g^T)^T: OpenBLAS is several times faster with the long axis inside this way
+                dw2[g * self.Og:(g + 1) * self.Og] += (col[g * self.Kg:(g + 1) * self.Kg]
+                                                      @ dy2[g * self.Og:(g + 1) * self.Og, cols].T).T
 
 
 def _repeated(layer, cp, name, num_spatial, default):
