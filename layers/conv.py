@@ -28,6 +28,23 @@ from .im2col import (COL_BUFFER_BYTES, col2im_2d, col2im_nd, conv_out_shape, im2
                      nd_gather_index)
 
 
+_WORKSPACE = {}
+
+
+def _workspace(size, dtype):
+    """A scratch array of ``size`` elements shared by every convolution of this process (one per dtype).
+
+    Layers run one at a time, so one column buffer of at most ``COL_BUFFER_BYTES`` serves them all (as a
+    per-layer buffer would cost 64 MB for each large convolution of a net).
+    """
+    dtype = np.dtype(dtype)
+    buf = _WORKSPACE.get(dtype)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype=dtype)
+        _WORKSPACE[dtype] = buf
+    return buf[:size]
+
+
 class ConvGeometry:
     """im2col geometry and GEMMs of one image, in the convolution's own view.
 
@@ -82,16 +99,11 @@ class ConvGeometry:
             row_bytes = max(1, self.K * self.out2[1] * self.dtype.itemsize)
             rows = max(1, min(self.out2[0], COL_BUFFER_BYTES // row_bytes))
             self.bands = [(r, min(r + rows, self.out2[0])) for r in range(0, self.out2[0], rows)]
-        self._buffer = None
 
     # -- column buffers --------------------------------------------------------------------------------
     def _col_buffer(self, row0, row1):
-        n = (row1 - row0) * (self.P // self.out2[0]) if self.out2[0] else 0
-        size = self.K * n
-        if self._buffer is None or self._buffer.size < size:
-            band = max(r1 - r0 for r0, r1 in self.bands) * (self.P // max(1, self.out2[0]))
-            self._buffer = np.empty(self.K * band, dtype=self.dtype)
-        return self._buffer[:size].reshape(self.K, n)
+        n = (row1 - row0) * (self.P // self.out2[0])
+        return _workspace(self.K * n, self.dtype).reshape(self.K, n)
 
     def _im2col(self, x, row0, row1):
         """Column buffer (K, band positions) of image ``x`` (C, *in)."""
