@@ -14,7 +14,8 @@ of output rows ``[row0, row1)`` so a caller can bound the buffer size.
 
 Three implementations:
 
-* :func:`im2col_2d` / :func:`col2im_2d`: ``numba.njit(parallel=True, cache=True)`` kernels (the fast path);
+* :func:`im2col_2d` / :func:`col2im_2d`: ``numba.njit(cache=True)`` kernels, run in parallel (``prange``)
+  from :data:`PARALLEL_MIN_WORK` elements on (the fast path);
 * :func:`im2col_nd` / :func:`col2im_nd`: any number of spatial axes, vectorised NumPy through a gather index
   (used for 3-D and more, and when ``force_nd_im2col`` is set);
 * :func:`im2col_reference`: explicit loops over ``(row, column)``, readable and slow, for tests.
