@@ -160,6 +160,7 @@ class Solver:
         self.requested_action = None
         self.requested_early_exit = False
         self.callbacks = []
+        self.updating = False
         self._check_param()
         if param.random_seed >= 0:
             cn_random.set_seed(param.random_seed)
@@ -456,6 +457,14 @@ class Solver:
         raise NotImplementedError
 
     def apply_update(self, display=False):
+        """Compute and apply the update of iteration ``self.iter`` (``updating`` is True meanwhile)."""
+        self.updating = True
+        try:
+            self._apply_update(display)
+        finally:
+            self.updating = False
+
+    def _apply_update(self, display):
         rate = self.get_learning_rate()
         if display:
             self.log("Iteration %d, lr = %s" % (self.iter, _fmt(rate)))
