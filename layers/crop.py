@@ -25,16 +25,14 @@ a Crop that has no ``offset`` (BVLC Caffe would use 0 instead).
 import math
 from collections import OrderedDict
 
-import numpy as np
-
 from crfrnn_np.errors import NetError
 from crfrnn_np.layer import Layer, register_layer
 
 #: Layer types whose output has the coordinates of their (first) bottom on every axis.
 POINTWISE_TYPES = frozenset([
     "ReLU", "Sigmoid", "TanH", "Dropout", "Split", "Eltwise", "Softmax", "AbsVal", "BNLL", "Power", "Exp",
-    "Log", "ELU", "PReLU", "Threshold", "Clip", "Swish", "BatchNorm", "Scale", "Bias", "LRN", "MVN", "Concat",
-    "Silence", "MultiStageMeanfield", "PermutohedralFilter", "Compatibility", "UnaryAdd",
+    "Log", "ELU", "PReLU", "Threshold", "Clip", "Swish", "BatchNorm", "Scale", "Bias", "LRN", "MVN",
+    "MultiStageMeanfield", "PermutohedralFilter", "Compatibility", "UnaryAdd",
 ])
 
 
@@ -93,12 +91,20 @@ def coordinate_map(layer, num_axes):
     identity = [(1.0, 0.0)] * num_axes
     if kind in POINTWISE_TYPES:
         return identity
+    if kind == "Concat":
+        axis = int(p.concat_param.concat_dim) if p.concat_param.has("concat_dim") else int(p.concat_param.axis)
+        out = list(identity)
+        out[axis + num_axes if axis < 0 else axis] = None
+        return out
     if kind in ("Convolution", "Deconvolution"):
-        axis, kernel, stride, pad, dilation = _conv_geometry(p.convolution_param, num_axes)
+        try:
+            axis, kernel, stride, pad, dilation = _conv_geometry(p.convolution_param, num_axes)
+        except NetError as exc:
+            raise NetError("layer '%s' (%s): %s" % (p.name, kind, exc)) from None
         out = list(identity)
         out[axis] = None
         for i in range(num_axes - axis - 1):
-            centre = (dilation[i] * (kernel[i] - 1) + 1 - 1) / 2.0 - pad[i]
+            centre = dilation[i] * (kernel[i] - 1) / 2.0 - pad[i]     # (extent - 1) / 2 - pad
             if kind == "Convolution":
                 out[axis + 1 + i] = (float(stride[i]), centre)
             else:

@@ -141,6 +141,10 @@ def test_coordinate_maps():
     assert coordinate_map(pool, 4) == [(1.0, 0.0), (1.0, 0.0), (2.0, 1.0), (2.0, 0.5)]
     assert coordinate_map(layer_param('name: "r" type: "ReLU"'), 4) == [(1.0, 0.0)] * 4
     assert coordinate_map(layer_param('name: "i" type: "InnerProduct"'), 2) is None
+    assert coordinate_map(layer_param('name: "j" type: "Concat"'), 4) == [(1.0, 0.0), None, (1.0, 0.0), (1.0, 0.0)]
+    with pytest.raises(NetError, match="layer 'bad'.*kernel gives 3 values"):
+        coordinate_map(layer_param('name: "bad" type: "Convolution" convolution_param { kernel_size: 3 '
+                                   'kernel_size: 3 kernel_size: 3 }'), 4)
     c = layer_param('name: "k" type: "Crop" crop_param { axis: 2 offset: 3 offset: 4 }')
     assert coordinate_map(c, 4) == [(1.0, 0.0), (1.0, 0.0), (1.0, 3.0), (1.0, 4.0)]
 
@@ -203,7 +207,8 @@ layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
         convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
 layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
 layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { kernel_size: 2 stride: 2 } }
-layer { name: "score" type: "Convolution" bottom: "pool1" top: "score" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "score" type: "Convolution" bottom: "pool1" top: "score"
+        convolution_param { num_output: 2 kernel_size: 1 } }
 layer { name: "drop" type: "Dropout" bottom: "score" top: "score" }
 layer { name: "up" type: "Deconvolution" bottom: "score" top: "up"
         convolution_param { num_output: 2 kernel_size: 4 stride: 2 } }

@@ -1,6 +1,5 @@
 """Reshape: Caffe's test_reshape_layer.cpp shape rules (0 = copy, -1 = infer, axis, num_axes) and errors
 (spec caffe.md §1.3, §3.12)."""
-import numpy as np
 import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
