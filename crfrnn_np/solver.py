@@ -520,12 +520,7 @@ class Solver:
         return model, state
 
     def _save_net(self, path, diff):
-        if diff and not path.endswith(".h5"):
-            from . import proto
-            with open(path, "wb") as f:
-                f.write(proto.encode(self.net.to_proto(write_diff=True)))
-        else:
-            self.net.save(path)
+        self.net.save(path, write_diff=diff)
 
     def _layer_states(self, net):
         return {layer.name: layer.get_state() for layer in net.layers if hasattr(layer, "get_state")}
