@@ -1,0 +1,183 @@
+"""The CRF-RNN step layers: PermutohedralFilter, Compatibility, UnaryAdd.
+
+References: pydensecrf2 (one mean-field step with a single kernel reveals the normalised filter output),
+naive loops written here, and float64 central differences.
+"""
+import numpy as np
+import pytest
+
+from crfrnn_np.errors import NetError, ShapeError
+from crfrnn_np.gradcheck import GradientChecker
+from crfrnn_np.testing import make_layer
+from crfrnn_np.layers.permutohedral_filter import LatticeCache
+
+
+def filter_snippet(kernel, theta_alpha=6.0, theta_beta=25.0, theta_gamma=2.0):
+    return ('layer { name: "f" type: "PermutohedralFilter" bottom: "prob" bottom: "data" top: "msg" '
+            'permutohedral_param { kernel: %s theta_alpha: %g theta_beta: %g theta_gamma: %g } }'
+            % (kernel, theta_alpha, theta_beta, theta_gamma))
+
+
+def probabilities(rng, shape):
+    p = rng.uniform(0.05, 1.0, shape)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kernel", ["SPATIAL", "BILATERAL"])
+def test_filter_matches_pydensecrf(rng, kernel):
+    """softmax(U + w·F̃P) from a 1-iteration DenseCRF with one kernel gives F̃P (its classes sum to 1)."""
+    dcrf = pytest.importorskip("pydensecrf.densecrf")
+    n, c, h, w = 2, 4, 8, 10
+    unary = rng.standard_normal((n, c, h, w))
+    image = rng.uniform(-100, 100, (n, 3, h, w))
+    prob = np.exp(unary) / np.exp(unary).sum(axis=1, keepdims=True)
+    layer, bottom, top = make_layer(filter_snippet(kernel), [prob, image], dtype=np.float32)
+    layer.forward(bottom, top)
+    ys, xs = np.mgrid[:h, :w]
+    weight = 2.0
+    for i in range(n):
+        if kernel == "SPATIAL":
+            feats = np.stack([xs.ravel() / 2.0, ys.ravel() / 2.0])
+        else:
+            feats = np.concatenate([np.stack([xs.ravel() / 6.0, ys.ravel() / 6.0]),
+                                    image[i].astype(np.float32).reshape(3, -1) / np.float32(25.0)])
+        crf = dcrf.DenseCRF(h * w, c)
+        crf.setUnaryEnergy(np.ascontiguousarray(-unary[i].reshape(c, -1), dtype=np.float32))
+        crf.addPairwiseEnergy(np.ascontiguousarray(feats, dtype=np.float32), compat=weight,
+                              kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_AFTER)
+        q1 = np.array(crf.inference(1), dtype=np.float64)
+        a = np.log(q1) - unary[i].reshape(c, -1)
+        offset = (a.sum(axis=0) - weight) / c
+        expected = (a - offset) / weight
+        np.testing.assert_allclose(top[0].data[i].reshape(c, -1), expected, atol=2e-5)
+
+
+@pytest.mark.parametrize("kernel", ["SPATIAL", "BILATERAL"])
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_filter_preserves_constants(rng, kernel, dtype, tol):
+    """norm = 1/K𝟙 makes the normalised filter map a constant plane to itself."""
+    values = np.ones((2, 3, 7, 9)) * np.array([1.0, -2.0, 0.5])[None, :, None, None]
+    image = rng.uniform(-100, 100, (2, 3, 7, 9))
+    layer, bottom, top = make_layer(filter_snippet(kernel), [values, image], dtype=dtype)
+    layer.forward(bottom, top)
+    assert top[0].data.dtype == dtype
+    np.testing.assert_allclose(top[0].data, values, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("kernel", ["SPATIAL", "BILATERAL"])
+def test_filter_gradient_float64(rng, kernel):
+    values = rng.standard_normal((2, 3, 5, 6))
+    image = rng.uniform(-100, 100, (2, 4, 5, 6))          # K = 4 channels: only the first three are read
+    layer, bottom, top = make_layer(filter_snippet(kernel), [values, image])
+    checker = GradientChecker(stepsize=1e-6, threshold=1e-6)
+    assert checker.check_gradient_directional(layer, bottom, top, check_bottom=0, n_directions=4) <= 1e-6
+    assert checker.check_gradient(layer, bottom, top, check_bottom=0) <= 1e-6
+
+
+def test_filter_image_gets_zero_diff(rng):
+    values = rng.standard_normal((1, 2, 4, 4))
+    image = rng.uniform(-50, 50, (1, 3, 4, 4))
+    layer, bottom, top = make_layer(filter_snippet("BILATERAL"), [values, image])
+    layer.forward(bottom, top)
+    top[0].diff = np.ones(top[0].shape)
+    bottom[1].diff = np.ones(bottom[1].shape)
+    layer.backward(top, [True, True], bottom)
+    assert not bottom[1].diff.any()
+
+
+def test_filter_shape_errors(rng):
+    with pytest.raises(ShapeError, match="image"):
+        make_layer(filter_snippet("SPATIAL"), [np.zeros((1, 2, 4, 4)), np.zeros((1, 2, 4, 4))])
+    with pytest.raises(ShapeError):
+        make_layer(filter_snippet("SPATIAL"), [np.zeros((1, 2, 4, 4)), np.zeros((1, 3, 4, 5))])
+    with pytest.raises(NetError, match="positive"):
+        make_layer(filter_snippet("BILATERAL", theta_beta=0), [np.zeros((1, 2, 4, 4)), np.zeros((1, 3, 4, 4))])
+
+
+def test_lattice_cache_builds_once_per_image(rng):
+    cache = LatticeCache("cpu")
+    image = rng.uniform(-50, 50, (3, 6, 5)).astype(np.float32)
+    first = cache.bilateral(image, 5.0, 10.0, np.float32)
+    assert cache.bilateral(image.copy(), 5.0, 10.0, np.float32) is first
+    other = image.copy()
+    other[0, 0, 0] += 1
+    assert cache.bilateral(other, 5.0, 10.0, np.float32) is not first
+    spatial = cache.spatial(6, 5, 3.0, np.float32)
+    assert cache.spatial(6, 5, 3.0, np.float32) is spatial
+    assert cache.builds == 3
+
+
+def test_unrolled_filters_share_one_lattice_per_image(rng):
+    """Two filter layers (two iterations of an unrolled net) on the same images: one build per image."""
+    values = probabilities(rng, (2, 3, 5, 5))
+    image = rng.uniform(-50, 50, (2, 3, 5, 5))
+    cache = LatticeCache("cpu")
+    layers = []
+    for _ in range(2):
+        layer, bottom, top = make_layer(filter_snippet("BILATERAL"), [values, image])
+        layer.cache = cache
+        layers.append((layer, bottom, top))
+    for layer, bottom, top in layers:
+        layer.forward(bottom, top)
+        top[0].diff = np.ones(top[0].shape)
+        layer.backward(top, [True, False], bottom)
+    assert cache.builds == 2
+
+
+COMPAT = ('layer { name: "c" type: "Compatibility" bottom: "x" top: "y" '
+          'compatibility_param { %s } }')
+
+
+def test_compatibility_forward_naive(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    layer, bottom, top = make_layer(COMPAT % 'num_output: 2 weight_filler { type: "gaussian" std: 1 }', [x])
+    weight = layer.blobs[0].data[0, 0]
+    assert weight.shape == (2, 3)
+    layer.forward(bottom, top)
+    expected = np.zeros((2, 2, 4, 5))
+    for n in range(2):
+        for i in range(2):
+            for j in range(3):
+                expected[n, i] += weight[i, j] * x[n, j]
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_compatibility_diagonal_init():
+    layer, _, _ = make_layer(COMPAT % 'diagonal_str: "1 2 3"', [np.zeros((1, 3, 2, 2))])
+    np.testing.assert_array_equal(layer.blobs[0].data[0, 0], np.diag([1.0, 2.0, 3.0]))
+    layer, _, _ = make_layer(COMPAT % 'diagonal_str: "-1"', [np.zeros((1, 3, 2, 2))])
+    np.testing.assert_array_equal(layer.blobs[0].data[0, 0], -np.eye(3))
+    with pytest.raises(NetError, match="need 3"):
+        make_layer(COMPAT % 'diagonal_str: "1 2"', [np.zeros((1, 3, 2, 2))])
+    with pytest.raises(NetError, match="numbers"):
+        make_layer(COMPAT % 'diagonal_str: "1 x 2"', [np.zeros((1, 3, 2, 2))])
+
+
+def test_compatibility_gradient_and_accumulation(rng):
+    x = rng.standard_normal((2, 3, 3, 2))
+    layer, bottom, top = make_layer(COMPAT % 'weight_filler { type: "gaussian" std: 1 }', [x])
+    checker = GradientChecker(stepsize=1e-6, threshold=1e-7)
+    assert checker.check_gradient_exhaustive(layer, bottom, top) <= 1e-7
+    layer.blobs[0].diff[...] = 0
+    layer.forward(bottom, top)
+    top[0].diff = rng.standard_normal(top[0].shape)
+    layer.backward(top, [True], bottom)
+    once = layer.blobs[0].diff.copy()
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once)     # parameter diffs accumulate
+
+
+def test_unary_add(rng):
+    u, phi = rng.standard_normal((2, 2, 3, 4, 5))
+    layer, bottom, top = make_layer('layer { name: "a" type: "UnaryAdd" bottom: "u" bottom: "phi" top: "l" }',
+                                    [u, phi])
+    layer.forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data, u - phi)
+    g = rng.standard_normal(u.shape)
+    top[0].diff = g
+    layer.backward(top, [True, True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, g)
+    np.testing.assert_array_equal(bottom[1].diff, -g)
+    with pytest.raises(ShapeError):
+        make_layer('layer { name: "a" type: "UnaryAdd" bottom: "u" bottom: "phi" top: "l" }',
+                   [u, phi[:, :2]])
