@@ -171,7 +171,7 @@ class MultiStageMeanfieldLayer(Layer):
         self.step_params = unrolled_layers(self.layer_param)
         self.num_iterations = int(self.layer_param.multi_stage_meanfield_param.num_iterations)
         self.keep_buffers = self.phase == "TRAIN"
-        self.cache = LatticeCache(self.backend if self.backend != "cpu" else "cpu")
+        self.cache = LatticeCache(self.backend)
         self.steps = []
         for lp in self.step_params:
             layer = create_layer(lp, phase=self.phase, dtype=self.dtype, backend=self.backend)

@@ -145,7 +145,7 @@ class PermutohedralFilterLayer(Layer):
             raise self.error("the bandwidths theta_* of a %s kernel must be positive" % self.kernel,
                              field="permutohedral_param")
         if not hasattr(self, "cache"):
-            self.cache = shared_cache("cpu" if self.backend == "cpu" else self.backend)
+            self.cache = shared_cache(self.backend)
         self._lattices = []
 
     def reshape(self, bottom, top):
