@@ -15,9 +15,13 @@ where K_n is the permutohedral lattice filter (an approximate Gaussian, Adams et
 with x the column and y the row of pixel p. The norm multiplies every class plane after filtering
 (densecrf's NORMALIZE_AFTER).
 
-Backward: the top is linear in P, top = D K P with D = diag(norm), so
-``∂P = Kᵀ D ∂top`` = the norm-multiplied diff filtered with ``reverse=True`` (the lattice's exact
-transpose, see ``crfrnn_np.lattice``). The features are constants: nothing flows into the image.
+Backward: the top is linear in P, top = D K P with D = diag(norm), so ``∂P = Kᵀ D ∂top``: multiply the
+diff by the norm, then filter with ``reverse=True``. Why that is Kᵀ: the lattice filter is
+K = α Sᵀ B_d ⋯ B_1 B_0 S (splat S, one blur B_j per lattice axis, slice Sᵀ with the same barycentric
+weights), and every B_j = I + ½(P_j + P_jᵀ) is symmetric, so Kᵀ = α Sᵀ B_0 B_1 ⋯ B_d S — the same filter
+with the axes blurred in reverse order (spec crfasrnn.md §3.6). K itself is not symmetric (the B_j do not
+commute), so the plain filter would give a wrong gradient. The features are constants: nothing flows
+into the image (its diff, when asked for, is zero, as in the reference).
 
 Lattice reuse: :class:`LatticeCache` builds the spatial lattice (and its norm) once per (H, W, θγ) and each
 bilateral lattice once per distinct image content, so the 2T filter layers of an unrolled mean-field net
@@ -177,7 +181,7 @@ class PermutohedralFilterLayer(Layer):
         top_data = top[0].data.reshape(n, c, h * w)
         for i, (lattice, norm) in enumerate(self._lattices):
             # message passing (lattice filter), then normalisation
-            top_data[i] = lattice.filter(np.ascontiguousarray(bottom_data[i])) * norm
+            np.multiply(lattice.filter(np.ascontiguousarray(bottom_data[i])), norm, out=top_data[i])
 
     def backward_cpu(self, top, propagate_down, bottom):
         if len(propagate_down) > 1 and propagate_down[1]:
