@@ -207,3 +207,21 @@ def test_unroll_command_prints_a_runnable_net(tmp_path, capsys):
     assert names == {"inference1_spatial_weight", "inference1_bilateral_weight", "inference1_compatibility"}
     net = Net(net_param)
     assert net.outputs == ["pred"] and len(net.learnable_params) == 3
+
+
+def test_gradients_caffe_shipped_configuration(rng):
+    """The reference's own test set-up (spec §2.5): batch 5, C = 3, 5 x 5, T = 2, θα = 5, θβ = 2, θγ = 3,
+    unary and Q0 = log of random normalised probabilities, image = random integers 0..255; here in float64
+    along random directions over each bottom and all three parameters (the reference checks only the
+    bottoms, element by element, which costs thousands of forwards)."""
+    def log_probs():
+        p = rng.uniform(0.01, 1.0, (5, 3, 5, 5))
+        return np.log(p / p.sum(axis=1, keepdims=True))
+    image = rng.integers(0, 256, (5, 3, 5, 5)).astype(np.float64)
+    snippet = ('layer { name: "crf" type: "MultiStageMeanfield" bottom: "u" bottom: "q" bottom: "d" top: "p" '
+               'multi_stage_meanfield_param { num_iterations: 2 theta_alpha: 5 theta_beta: 2 theta_gamma: 3 } }')
+    layer, bottom, top = make_layer(snippet, [log_probs(), log_probs(), image])
+    checker = GradientChecker(stepsize=1e-6, threshold=1e-6)
+    for check_bottom in (0, 1):
+        assert checker.check_gradient_directional(layer, bottom, top, check_bottom=check_bottom,
+                                                  n_directions=6) <= 1e-6
