@@ -7,7 +7,7 @@ Independent references: pydensecrf2's ``DenseCRF.inference(T)`` under the recipe
 import numpy as np
 import pytest
 
-from crfrnn_np import Blob, Net, proto
+from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
 from crfrnn_np.testing import make_layer

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crfrnn_np import Net, image
+from crfrnn_np import Net
 from crfrnn_np.tools.main import main
 
 SEG_NET = """
