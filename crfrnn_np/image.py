@@ -141,11 +141,8 @@ def _atomic_save(image, path):
     """Save a PIL image as PNG to a temporary file in the target folder, then rename it over ``path``."""
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp creates 0600; give the usual permissions of a new file
 
 
 def write_label_png(labels, path):
