@@ -16,13 +16,15 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-# The whole suite, including the numba.cuda paths under the simulator (tests set NUMBA_ENABLE_CUDASIM
-# themselves in a subprocess-free way through tests/conftest.py) and the anchor-based checks.
+# The whole suite, including the numba.cuda paths under the simulator (run in subprocesses that set
+# NUMBA_ENABLE_CUDASIM=1) and the anchor-based checks. Two pytest workers share the two cores, so each
+# runs its BLAS and numba kernels on one thread: oversubscribed threads make small GEMMs 100x slower.
+TEST_THREADS := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(TEST_THREADS) $(BIN)/python -m pytest -q -n 2 tests
 
 test-cudasim: $(STAMP)
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q tests -m cudasim
+	$(TEST_THREADS) $(BIN)/python -m pytest -q tests -m cudasim
 
 bench: $(STAMP)
 	$(BIN)/pip install -q 'torch==2.13.0'

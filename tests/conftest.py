@@ -6,7 +6,12 @@ they are absent, tests that need them skip with that reason, except under ``CI=t
 import os
 import pathlib
 
-import numpy as np
+# Run BLAS and numba kernels single-threaded unless told otherwise (set before numpy loads BLAS): the suite
+# runs in two pytest workers on two cores, and oversubscribed BLAS threads make small GEMMs crawl.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
