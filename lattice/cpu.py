@@ -140,43 +140,37 @@ def hash_key(keys, base, d):
 # ----------------------------------------------------------------------------------------------
 # build
 # ----------------------------------------------------------------------------------------------
+#
+# Vertex keys are packed into W int64 words (W = 1 for the CRF's d = 2 and d = 5 lattices): coordinate
+# q, minus the smallest value it can take, occupies ``width_q`` bits at ``shift_q`` of word ``word_q``.
+# The ranges come from the points' remainder-0 vertices with the margins that every vertex key
+# (rem0 - d1 .. rem0 + d) and every neighbour query (key - 1 .. key + d) needs, so a query never wraps
+# into another field and packed keys are compared and hashed as W integers.
 
-@numba.njit(cache=True, parallel=True)
-def _embed_points(features, d, scale, inv_d1, rem0, rank, weights):
-    """Per point (parallel in blocks): elevation, enclosing simplex and weights into the (N, d+1) outputs."""
-    n = rem0.shape[0]
-    d1 = d + 1
-    nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
-        elevated = np.empty(d1, np.float32)
-        bary = np.empty(d1 + 1, np.float32)
-        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            elevate(features, i, d, scale, elevated)
-            enclosing_simplex(elevated, d, inv_d1, rem0[i], rank[i], bary)
-            for r in range(d1):
-                weights[i, r] = bary[r]
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 @numba.njit(cache=True)
-def _slot(h, shift):
-    """Table slot of hash ``h``: the top bits of ``h`` times the 64-bit golden ratio (Fibonacci hashing,
-    so that a power-of-two table uses all bits of the C++ hash)."""
-    return np.int64((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(shift))
+def _hash_slot(keys, base, w, shift):
+    """Table slot of the packed key ``keys[base:base+w]`` (multiplicative Fibonacci hashing)."""
+    h = np.uint64(0)
+    for q in range(w):
+        h = (h ^ np.uint64(keys[base + q])) * np.uint64(_GOLDEN)
+    return np.int64(h >> np.uint64(shift))
 
 
 @numba.njit(cache=True)
-def _find(table_keys, table_vertex, key, d, shift):
-    """Slot of ``key`` in the open-addressing table (keys stored inline, linear probing), or of the empty
-    slot that ends its probe sequence."""
-    mask = table_vertex.shape[0] - 1
-    slot = _slot(hash_key(key, 0, d), shift)
+def _find(table_keys, table_ids, key, base, w, shift):
+    """Slot of the packed key ``key[base:base+w]`` in an open-addressing table with inline keys
+    (linear probing), or of the empty slot (id -1) that ends its probe sequence."""
+    mask = table_ids.shape[0] - 1
+    slot = _hash_slot(key, base, w, shift)
     while True:
-        if table_vertex[slot] < 0:
+        if table_ids[slot] < 0:
             return slot
-        base = slot * d
         same = True
-        for i in range(d):
-            if table_keys[base + i] != key[i]:
+        for q in range(w):
+            if table_keys[slot * w + q] != key[base + q]:
                 same = False
                 break
         if same:
@@ -185,98 +179,267 @@ def _find(table_keys, table_vertex, key, d, shift):
 
 
 @numba.njit(cache=True)
-def _new_table(bits, d):
-    return np.empty((1 << bits) * d, np.int32), np.full(1 << bits, -1, np.int32), 64 - bits
+def _insert(table_keys, table_ids, key, base, w, shift, new_id):
+    """Id of the packed key ``key[base:base+w]``; inserted with ``new_id`` when absent."""
+    slot = _find(table_keys, table_ids, key, base, w, shift)
+    if table_ids[slot] < 0:
+        for q in range(w):
+            table_keys[slot * w + q] = key[base + q]
+        table_ids[slot] = new_id
+    return table_ids[slot]
 
 
 @numba.njit(cache=True)
-def _insert_vertices(rem0, rank, d):
-    """Serial hash-table build: vertex id per (point, remainder) in insertion order (point, then
-    remainder). A point usually shares its simplex with the previous one, so each remainder's last key
-    is checked before the table.
+def _insert1(table_keys, table_ids, key, shift, new_id):
+    """:func:`_insert` for one-word keys (the common case), with the key in a register."""
+    mask = table_ids.shape[0] - 1
+    slot = np.int64((np.uint64(key) * np.uint64(_GOLDEN)) >> np.uint64(shift))
+    while table_ids[slot] >= 0:
+        if table_keys[slot] == key:
+            return table_ids[slot]
+        slot = (slot + 1) & mask
+    table_keys[slot] = key
+    table_ids[slot] = new_id
+    return new_id
 
-    Returns (vertex (N, d1) int32, keys (M*d,) int32 by vertex id, table_keys, table_vertex, shift, M).
-    """
-    n = rem0.shape[0]
-    d1 = d + 1
+
+@numba.njit(cache=True)
+def _lookup1(table_keys, table_ids, key, shift):
+    """Id of the one-word key ``key``, or -1."""
+    mask = table_ids.shape[0] - 1
+    slot = np.int64((np.uint64(key) * np.uint64(_GOLDEN)) >> np.uint64(shift))
+    while table_ids[slot] >= 0:
+        if table_keys[slot] == key:
+            return table_ids[slot]
+        slot = (slot + 1) & mask
+    return -1
+
+
+@numba.njit(cache=True)
+def _table(keys, base, count, w, bits):
+    """A table of 2^bits slots holding the packed keys ``keys[base + v*w ...]`` as ids v < count."""
+    table_keys = np.empty((1 << bits) * w, np.int64)
+    table_ids = np.full(1 << bits, -1, np.int32)
+    for v in range(count):
+        _insert(table_keys, table_ids, keys, base + v * w, w, 64 - bits, v)
+    return table_keys, table_ids
+
+
+@numba.njit(cache=True)
+def _table_bits(count):
+    """log2 of the smallest power-of-two table with at least 2 * count slots (load <= 1/2), >= 2^4."""
     bits = 4
-    while (1 << bits) < 2 * n:
+    while (1 << bits) < 2 * count:
         bits += 1
-    table_keys, table_vertex, shift = _new_table(bits, d)
-    keys = np.empty(max(16, n) * d, np.int32)
-    m = 0
-    vertex = np.empty((n, d1), np.int32)
-    key = np.empty(d, np.int32)
-    last = np.full((d1, d), np.iinfo(np.int32).min, np.int32)
-    last_vertex = np.zeros(d1, np.int32)
-    for i in range(n):
-        for r in range(d1):
-            same = True
-            for c in range(d):
-                key[c] = key_coord(rem0[i, c], rank[i, c], r, d)
-                if key[c] != last[r, c]:
-                    same = False
-            if same:
-                vertex[i, r] = last_vertex[r]
-                continue
-            if 2 * m >= table_vertex.shape[0]:
-                # grow: double and rehash every stored key
-                bits += 1
-                table_keys, table_vertex, shift = _new_table(bits, d)
-                for v in range(m):
-                    slot = _find(table_keys, table_vertex, keys[v * d:(v + 1) * d], d, shift)
-                    table_keys[slot * d:(slot + 1) * d] = keys[v * d:(v + 1) * d]
-                    table_vertex[slot] = v
-            slot = _find(table_keys, table_vertex, key, d, shift)
-            if table_vertex[slot] < 0:
-                if (m + 1) * d > keys.shape[0]:
-                    grown = np.empty(2 * keys.shape[0], np.int32)
-                    grown[:m * d] = keys[:m * d]
-                    keys = grown
-                keys[m * d:(m + 1) * d] = key
-                table_keys[slot * d:(slot + 1) * d] = key
-                table_vertex[slot] = m
-                m += 1
-            v = table_vertex[slot]
-            vertex[i, r] = v
-            last[r] = key
-            last_vertex[r] = v
-    return vertex, keys, table_keys, table_vertex, shift, m
+    return bits
 
 
 @numba.njit(cache=True, parallel=True)
-def _find_neighbours(table_keys, table_vertex, shift, keys, m, d):
-    """Neighbours (d1, M, 2) of every vertex along every axis, -1 when absent.
+def _embed_chunks(features, scale, inv_d1, starts, rem0, rank, weights, low, high):
+    """Elevation, enclosing simplex and barycentric weights per point into the (N, d1) arrays; per chunk
+    c the smallest and largest remainder-0 coordinates ``low[c], high[c]`` (parallel over chunks)."""
+    d1 = rem0.shape[1]
+    d = d1 - 1
+    for c in numba.prange(starts.shape[0] - 1):
+        elevated = np.empty(d1, np.float32)
+        r0 = np.empty(d1, np.int32)
+        rk = np.empty(d1, np.int32)
+        bary = np.empty(d1 + 1, np.float32)
+        for q in range(d1):
+            low[c, q] = np.iinfo(np.int32).max
+            high[c, q] = np.iinfo(np.int32).min
+        for i in range(starts[c], starts[c + 1]):
+            elevate(features, i, d, scale, elevated)
+            enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
+            for r in range(d1):
+                rem0[i, r] = r0[r]
+                rank[i, r] = rk[r]
+                weights[i, r] = bary[r]
+                low[c, r] = min(low[c, r], r0[r])
+                high[c, r] = max(high[c, r], r0[r])
 
-    n1 = k - 1 except k_j + d at coordinate j (no special coordinate for j = d) is looked up; n2, the
-    step the other way, is its inverse: ``n2_j(u) = v`` exactly when ``n1_j(v) = u``, so the second
-    half of the table is filled from the first without a second lookup (no races: n1_j is injective).
+
+@numba.njit(cache=True)
+def _bounds(rem0, low, high):
+    """Serial smallest and largest remainder-0 coordinate of every axis (simplices made elsewhere)."""
+    for i in range(rem0.shape[0]):
+        for q in range(rem0.shape[1]):
+            low[0, q] = min(low[0, q], rem0[i, q])
+            high[0, q] = max(high[0, q], rem0[i, q])
+
+
+def _packing(low, high, d):
+    """Field layout of packed keys from the remainder-0 bounds (see the section comment).
+
+    Returns ``(origin, word, shift, words)``: int64 (d,) arrays and the number W of words.
     """
-    d1 = d + 1
-    neighbours = np.empty((d1, m, 2), np.int32)
-    nblocks = (m + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
-        n1 = np.empty(d, np.int32)
-        for v in range(b * _BLOCK, min(m, (b + 1) * _BLOCK)):
-            base = v * d
+    origin = low[:d].astype(np.int64) - (d + 2)
+    top = high[:d].astype(np.int64) + 2 * d
+    word = np.empty(d, np.int64)
+    shift = np.empty(d, np.int64)
+    current, used = 0, 0
+    for q in range(d):
+        width = int(top[q] - origin[q]).bit_length()
+        if used + width > 63:
+            current, used = current + 1, 0
+        word[q], shift[q] = current, used
+        used += width
+    return origin, word, shift, current + 1
+
+
+@numba.njit(cache=True)
+def _chunk_run(start, stop, rem0, rank, origin, word, shift, w, table_keys, table_ids, bits, m, last,
+               last_id, keys, kbase, vertex):
+    """Chunk-local ids of points ``start:stop`` until the table would pass half full; returns
+    ``(next point, m)``. The table is never replaced inside this loop (growing it is the caller's
+    business: a loop that reassigns its arrays compiles to much slower code)."""
+    d1 = vertex.shape[1]
+    d = d1 - 1
+    size = table_ids.shape[0]
+    shift_t = 64 - bits
+    key = np.empty(w, np.int64)
+    for i in range(start, stop):
+        if 2 * (m + d1) > size:
+            return i, m
+        for r in range(d1):
+            if w == 1:
+                key1 = np.int64(0)
+                for q in range(d):
+                    key1 += (np.int64(key_coord(rem0[i, q], rank[i, q], r, d)) - origin[q]) << shift[q]
+                if key1 != last[r]:
+                    v = _insert1(table_keys, table_ids, key1, shift_t, m)
+                    if v == m:
+                        keys[kbase + m] = key1
+                        m += 1
+                    last_id[r] = v
+                    last[r] = key1
+            else:
+                for q in range(w):
+                    key[q] = 0
+                for q in range(d):
+                    coord = key_coord(rem0[i, q], rank[i, q], r, d)
+                    key[word[q]] += (np.int64(coord) - origin[q]) << shift[q]
+                same = True
+                for q in range(w):
+                    if key[q] != last[r * w + q]:
+                        same = False
+                if not same:
+                    v = _insert(table_keys, table_ids, key, 0, w, shift_t, m)
+                    if v == m:
+                        for q in range(w):
+                            keys[kbase + m * w + q] = key[q]
+                        m += 1
+                    last_id[r] = v
+                    for q in range(w):
+                        last[r * w + q] = key[q]
+            vertex[i, r] = last_id[r]
+    return stop, m
+
+
+@numba.njit(cache=True, parallel=True)
+def _chunk_vertices(starts, rem0, rank, origin, word, shift, w, vertex, keys, sizes):
+    """Chunk-local vertex ids (parallel over chunks of consecutive points).
+
+    Each of a point's d+1 vertex keys gets an id from the chunk's own table, in insertion order (point,
+    then remainder); a point often shares vertices with the previous one, so each remainder's last key
+    is checked first. Chunk c (points ``starts[c]:starts[c+1]``) owns the packed-key rows
+    ``starts[c]*d1 + l`` of ``keys`` (flat, W words per row), writes ``vertex[i, r]`` = local id and
+    ``sizes[c]`` = its number of distinct keys.
+    """
+    d1 = vertex.shape[1]
+    for c in numba.prange(starts.shape[0] - 1):
+        last = np.full(d1 * w, -1, np.int64)
+        last_id = np.zeros(d1, np.int32)
+        kbase = starts[c] * d1 * w
+        bits = 12
+        table_keys = np.empty((1 << bits) * w, np.int64)
+        table_ids = np.full(1 << bits, -1, np.int32)
+        i, m = starts[c], 0
+        while True:
+            i, m = _chunk_run(i, starts[c + 1], rem0, rank, origin, word, shift, w, table_keys, table_ids, bits,
+                              m, last, last_id, keys, kbase, vertex)
+            if i == starts[c + 1]:
+                break
+            bits += 1
+            table_keys, table_ids = _table(keys, kbase, m, w, bits)
+        sizes[c] = m
+
+
+@numba.njit(cache=True)
+def _merge_chunks(keys, starts, sizes, d1, w):
+    """Global vertex ids (serial, O(distinct keys per chunk)): chunks merged in order, so the ids are
+    the serial insertion order. Returns ``(gkeys (M*W,), m, table_keys, table_ids, bits, remap)`` with
+    ``remap[row]`` the global id of chunk-local row ``row``."""
+    total = 0
+    for c in range(sizes.shape[0]):
+        total += sizes[c]
+    bits = _table_bits(total)
+    table_keys = np.empty((1 << bits) * w, np.int64)
+    table_ids = np.full(1 << bits, -1, np.int32)
+    gkeys = np.empty(total * w, np.int64)
+    remap = np.empty(keys.shape[0] // w, np.int32)
+    m = 0
+    for c in range(sizes.shape[0]):
+        row0 = starts[c] * d1
+        for l in range(sizes[c]):
+            if w == 1:
+                v = _insert1(table_keys, table_ids, keys[row0 + l], 64 - bits, m)
+            else:
+                v = _insert(table_keys, table_ids, keys, (row0 + l) * w, w, 64 - bits, m)
+            if v == m:
+                for q in range(w):
+                    gkeys[m * w + q] = keys[(row0 + l) * w + q]
+                m += 1
+            remap[row0 + l] = v
+    return gkeys[:m * w], m, table_keys, table_ids, bits, remap
+
+
+@numba.njit(cache=True, parallel=True)
+def _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours):
+    """Global ids of chunk c's points and the blur neighbours of the c-th block of vertices (task c).
+
+    n1 = k - 1 except k_j + d at coordinate j (no special coordinate for j = d), i.e. the packed key
+    minus one in every field plus d+1 in field j, is looked up in the (read-only) table; n2, the step
+    the other way, is its inverse: ``n2_j(u) = v`` exactly when ``n1_j(v) = u``, so
+    ``neighbours[j, u, 1] = v`` is written without a second lookup (no races: n1_j is injective;
+    ``neighbours[:, :, 1]`` starts at -1).
+    """
+    d1 = vertex.shape[1]
+    d = d1 - 1
+    m = neighbours.shape[1]
+    w = gkeys.shape[0] // max(m, 1)
+    nchunks = starts.shape[0] - 1
+    for c in numba.prange(nchunks):
+        row0 = starts[c] * d1
+        for i in range(starts[c], starts[c + 1]):
+            for r in range(d1):
+                vertex[i, r] = remap[row0 + vertex[i, r]]
+        ones = np.zeros(w, np.int64)
+        for q in range(d):
+            ones[word[q]] += np.int64(1) << shift[q]
+        query = np.empty(w, np.int64)
+        for v in range(m * c // nchunks, m * (c + 1) // nchunks):
             for j in range(d1):
-                for c in range(d):
-                    n1[c] = keys[base + c] - 1
-                if j < d:
-                    n1[j] = keys[base + j] + d
-                neighbours[j, v, 0] = table_vertex[_find(table_keys, table_vertex, n1, d, shift)]
-                neighbours[j, v, 1] = -1
-    for j in range(d1):
-        for v in numba.prange(m):
-            u = neighbours[j, v, 0]
-            if u >= 0:
-                neighbours[j, u, 1] = v
-    return neighbours
+                if w == 1:
+                    query1 = gkeys[v] - ones[0]
+                    if j < d:
+                        query1 += np.int64(d1) << shift[j]
+                    u = _lookup1(table_keys, table_ids, query1, 64 - bits)
+                else:
+                    for q in range(w):
+                        query[q] = gkeys[v * w + q] - ones[q]
+                    if j < d:
+                        query[word[j]] += np.int64(d1) << shift[j]
+                    u = table_ids[_find(table_keys, table_ids, query, 0, w, 64 - bits)]
+                neighbours[j, v, 0] = u
+                if u >= 0:
+                    neighbours[j, u, 1] = v
 
 
 @numba.njit(cache=True)
 def _gather_index(vertex, weights, m):
-    """Vertex -> (pixel, weight) lists by a counting sort; entries stay in pixel order per vertex."""
+    """Vertex -> (pixel, weight) lists by a counting sort, entries in pixel order per vertex (the CUDA
+    splat's gather index)."""
     n, d1 = vertex.shape
     offsets = np.zeros(m + 1, np.int64)
     for i in range(n):
@@ -297,24 +460,54 @@ def _gather_index(vertex, weights, m):
     return offsets, pixel, weight
 
 
+def _chunks(n):
+    """Point bounds (T+1,) int64 of the build's chunks: one per numba thread, at least 4096 points each."""
+    count = max(1, min(numba.get_num_threads(), n // 4096))
+    return (np.arange(count + 1, dtype=np.int64) * n) // count
+
+
+def _index(starts, rem0, rank, weights, low, high):
+    """Vertex ids and neighbours from the per-point simplices (after the embedding)."""
+    n, d1 = rem0.shape
+    d = d1 - 1
+    origin, word, shift, w = _packing(low.min(axis=0), high.max(axis=0), d)
+    vertex = np.empty((n, d1), np.int32)
+    keys = np.empty(n * d1 * w, np.int64)
+    sizes = np.empty(starts.shape[0] - 1, np.int64)
+    _chunk_vertices(starts, rem0, rank, origin, word, shift, w, vertex, keys, sizes)
+    gkeys, m, table_keys, table_ids, bits, remap = _merge_chunks(keys, starts, sizes, d1, w)
+    del keys
+    neighbours = np.full((d1, m, 2), -1, np.int32)
+    _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours)
+    return dict(vertex=vertex, weights=weights, neighbours=neighbours, num_vertices=m)
+
+
 def build(features):
     """Build the lattice arrays from checked (N, d) float32 features (N >= 1).
 
+    Passes: per chunk of points in parallel, the simplices (and the coordinate ranges that fix the key
+    packing), then the chunk-local vertex ids; serially, the merge of the chunks' distinct keys into
+    global ids (insertion order); in parallel again, the global ids and the blur neighbours.
+
     Returns
     -------
-    dict with ``vertex``, ``weights``, ``neighbours``, ``splat_offsets``, ``splat_pixel``,
-    ``splat_weight`` (see the module table) and ``num_vertices``.
+    dict with ``vertex``, ``weights``, ``neighbours`` (see the module table) and ``num_vertices``.
     """
     n, d = features.shape
-    rem0 = np.empty((n, d + 1), np.int32)
-    rank = np.empty((n, d + 1), np.int32)
-    weights = np.empty((n, d + 1), np.float32)
-    embed_points(features, rem0, rank, weights)
-    return build_from_simplices(rem0, rank, weights)
+    d1 = d + 1
+    starts = _chunks(n)
+    rem0 = np.empty((n, d1), np.int32)
+    rank = np.empty((n, d1), np.int32)
+    weights = np.empty((n, d1), np.float32)
+    low = np.empty((starts.shape[0] - 1, d1), np.int32)
+    high = np.empty_like(low)
+    _embed_chunks(features.reshape(-1), scale_factors(d), np.float32(1.0 / d1), starts, rem0, rank, weights,
+                  low, high)
+    return _index(starts, rem0, rank, weights, low, high)
 
 
 def build_from_simplices(rem0, rank, weights):
-    """Hash the vertices of every point's simplex and index them (the serial part of the build).
+    """Build the lattice from simplices computed elsewhere (the CUDA embed kernel), with the gather index.
 
     Parameters
     ----------
@@ -324,128 +517,171 @@ def build_from_simplices(rem0, rank, weights):
 
     Returns
     -------
-    dict, as :func:`build`.
+    dict, as :func:`build`, plus ``splat_offsets``, ``splat_pixel``, ``splat_weight``.
     """
-    d = rem0.shape[1] - 1
-    vertex, keys, table_keys, table_vertex, shift, m = _insert_vertices(rem0, rank, d)
-    neighbours = _find_neighbours(table_keys, table_vertex, shift, keys, m, d)
-    del table_keys, table_vertex, keys
-    offsets, pixel, weight = _gather_index(vertex, weights, m)
-    return dict(vertex=vertex, weights=weights, neighbours=neighbours, splat_offsets=offsets,
-                splat_pixel=pixel, splat_weight=weight, num_vertices=m)
-
-
-def embed_points(features, rem0, rank, weights):
-    """Elevation, enclosing simplex and barycentric weights of every point (fills the (N, d+1) arrays)."""
-    d = features.shape[1]
-    _embed_points(features.reshape(-1), d, scale_factors(d), np.float32(1.0 / (d + 1)), rem0, rank, weights)
+    rem0 = np.ascontiguousarray(rem0, np.int32)
+    rank = np.ascontiguousarray(rank, np.int32)
+    weights = np.ascontiguousarray(weights, np.float32)
+    low = np.full((1, rem0.shape[1]), np.iinfo(np.int32).max, np.int32)
+    high = np.full((1, rem0.shape[1]), np.iinfo(np.int32).min, np.int32)
+    _bounds(rem0, low, high)
+    lattice = _index(_chunks(rem0.shape[0]), rem0, rank, weights, low, high)
+    offsets, pixel, weight = _gather_index(lattice["vertex"], weights, lattice["num_vertices"])
+    lattice.update(splat_offsets=offsets, splat_pixel=pixel, splat_weight=weight)
+    return lattice
 
 
 # ----------------------------------------------------------------------------------------------
-# filter: splat -> blur -> slice
+# filter: splat -> blur -> slice, one task per group of channels
 # ----------------------------------------------------------------------------------------------
 
-@numba.njit(cache=True, parallel=True)
-def _transpose(values, out):
-    """(C, N) -> (N, C), parallel over pixel blocks."""
-    c, n = values.shape
-    nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
-        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            for k in range(c):
-                out[i, k] = values[k, i]
+@numba.njit(cache=True)
+def _splat_group(values, k0, vertex, weights, buf):
+    """``buf[v+1, k] += w_ir values[k0+k, i]`` for every pixel i (in order) and r; ``buf[0] = 0``.
 
-
-@numba.njit(cache=True, parallel=True)
-def _splat(values_t, offsets, pixel, weight, buf):
-    """``buf[v+1] = sum_e weight[e] values_t[pixel[e]]`` over the entries e of vertex v (gather; parallel
-    over vertices; thread v writes row v+1 only)."""
-    m = offsets.shape[0] - 1
-    c = values_t.shape[1]
-    for k in range(c):
-        buf[0, k] = 0
-    for v in numba.prange(m):
-        row = buf[v + 1]
-        for k in range(c):
-            row[k] = 0
-        for e in range(offsets[v], offsets[v + 1]):
-            w = weight[e]
-            src = values_t[pixel[e]]
-            for k in range(c):
-                row[k] += w * src[k]
-
-
-@numba.njit(cache=True, parallel=True)
-def _blur_axis(old, new, neighbours, j, half):
-    """``new[v] = old[v] + half (old[n1] + old[n2])`` along axis j, parallel over vertices."""
-    m = neighbours.shape[1]
-    c = old.shape[1]
-    for k in range(c):
-        new[0, k] = 0
-    for v in numba.prange(m):
-        a = old[neighbours[j, v, 0] + 1]
-        b = old[neighbours[j, v, 1] + 1]
-        o = old[v + 1]
-        out = new[v + 1]
-        for k in range(c):
-            out[k] = o[k] + half * (a[k] + b[k])
-
-
-@numba.njit(cache=True, parallel=True)
-def _slice(buf, vertex, weights, alpha, out):
-    """``out[:, i] = sum_r (alpha w_ir) buf[vertex_ir + 1]`` (r in order), parallel over pixels; out is
-    (C, N) channel-planar."""
+    A scatter, race-free because the task owns its buffer (M+1, kw); every vertex sums its pixels in
+    pixel order, as the C++ splat loop does.
+    """
     n, d1 = vertex.shape
-    c = buf.shape[1]
-    nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
-        acc = np.empty(c, buf.dtype)
-        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            for k in range(c):
-                acc[k] = 0
-            for r in range(d1):
-                wa = weights[i, r] * alpha
-                row = buf[vertex[i, r] + 1]
-                for k in range(c):
-                    acc[k] += wa * row[k]
-            for k in range(c):
-                out[k, i] = acc[k]
+    kw = buf.shape[1]
+    for v in range(buf.shape[0]):
+        for k in range(kw):
+            buf[v, k] = 0
+    val = np.empty(kw, buf.dtype)
+    for i in range(n):
+        for k in range(kw):
+            val[k] = values[k0 + k, i]
+        for r in range(d1):
+            w = weights[i, r]
+            row = vertex[i, r] + 1
+            for k in range(kw):
+                buf[row, k] += w * val[k]
+
+
+@numba.njit(cache=True)
+def _blur_group(x, y, neighbours, reverse):
+    """``x <- B_j x`` along j = 0..d (d..0 when ``reverse``): ``y[v] = x[v] + 0.5 (x[n1] + x[n2])`` then
+    swap. Row 0 of x must be zero. Returns the buffer holding the result (x or y)."""
+    d1, m, _ = neighbours.shape
+    kw = x.shape[1]
+    half = x.dtype.type(0.5)
+    for k in range(kw):
+        y[0, k] = 0
+    for step in range(d1):
+        j = d1 - 1 - step if reverse else step
+        for v in range(m):
+            a = neighbours[j, v, 0] + 1
+            b = neighbours[j, v, 1] + 1
+            for k in range(kw):
+                y[v + 1, k] = x[v + 1, k] + half * (x[a, k] + x[b, k])
+        x, y = y, x
+    return x
+
+
+@numba.njit(cache=True)
+def _slice_group(buf, k0, vertex, weights, alpha, out):
+    """``out[k0+k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]`` (r in order)."""
+    n, d1 = vertex.shape
+    kw = buf.shape[1]
+    acc = np.empty(kw, buf.dtype)
+    for i in range(n):
+        for k in range(kw):
+            acc[k] = 0
+        for r in range(d1):
+            wa = weights[i, r] * alpha
+            row = vertex[i, r] + 1
+            for k in range(kw):
+                acc[k] += wa * buf[row, k]
+        for k in range(kw):
+            out[k0 + k, i] = acc[k]
+
+
+@numba.njit(cache=True, parallel=True)
+def _filter(values, width, neighbours, vertex, weights, alpha, reverse, out):
+    """Splat, blur and slice of channels ``g*width : (g+1)*width`` as task g (parallel over groups:
+    channels are independent, so the whole filter is one parallel region with no barrier)."""
+    c = values.shape[0]
+    m = neighbours.shape[1]
+    for g in numba.prange((c + width - 1) // width):
+        k0 = g * width
+        kw = min(c, k0 + width) - k0
+        x = np.empty((m + 1, kw), values.dtype)
+        y = np.empty((m + 1, kw), values.dtype)
+        _splat_group(values, k0, vertex, weights, x)
+        _slice_group(_blur_group(x, y, neighbours, reverse), k0, vertex, weights, alpha, out)
+
+
+def _group_width(channels):
+    """Channels per task: the channels split evenly over the numba threads."""
+    groups = max(1, min(channels, numba.get_num_threads()))
+    return -(-channels // groups)
+
+
+@numba.njit(cache=True, parallel=True)
+def _splat_groups(values, vertex, weights, bufs):
+    for g in numba.prange(bufs.shape[0]):
+        _splat_group(values, g * bufs.shape[2], vertex, weights, bufs[g])
+
+
+@numba.njit(cache=True, parallel=True)
+def _blur_groups(bufs, scratch, neighbours, reverse):
+    for g in numba.prange(bufs.shape[0]):
+        res = _blur_group(bufs[g], scratch[g], neighbours, reverse)
+        if neighbours.shape[0] % 2 == 1:
+            bufs[g, :, :] = res
+
+
+@numba.njit(cache=True, parallel=True)
+def _slice_groups(bufs, vertex, weights, alpha, out):
+    for g in numba.prange(bufs.shape[0]):
+        _slice_group(bufs[g], g * bufs.shape[2], vertex, weights, alpha, out)
 
 
 def splat(values, lattice):
-    """``V = S x`` for (C, N) values; returns the (M+1, C) buffer (row 0 zero)."""
+    """``V = S x`` for (C, N) values, as a stage on its own (timing, tests).
+
+    Returns
+    -------
+    ndarray, (G, M+1, C/G)
+        One buffer per channel group (row 0 zero); G divides C (G = 1 when the threads do not).
+    """
+    c = values.shape[0]
+    width = _group_width(c)
+    if c % width:
+        width = c
+    bufs = np.empty((c // width, lattice["num_vertices"] + 1, width), values.dtype)
+    _splat_groups(values, lattice["vertex"], lattice["weights"], bufs)
+    return bufs
+
+
+def blur(bufs, lattice, reverse=False):
+    """``V <- B_j V`` for j = 0..d (d..0 when ``reverse``), in place on :func:`splat`'s buffers."""
+    _blur_groups(bufs, np.empty_like(bufs), lattice["neighbours"], bool(reverse))
+    return bufs
+
+
+def slice_(bufs, lattice):
+    """``y = alpha S^T V`` from :func:`splat`'s buffers; returns (C, N)."""
+    n, d1 = lattice["vertex"].shape
+    g, _, width = bufs.shape
+    out = np.empty((g * width, n), bufs.dtype)
+    _slice_groups(bufs, lattice["vertex"], lattice["weights"], bufs.dtype.type(slice_factor(d1 - 1)), out)
+    return out
+
+
+def filter_(values, lattice, reverse=False):
+    """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values: splat, blur
+    and slice fused, one task per channel group."""
     c, n = values.shape
-    values_t = np.empty((n, c), values.dtype)
-    _transpose(values, values_t)
-    buf = np.empty((lattice["num_vertices"] + 1, c), values.dtype)
-    _splat(values_t, lattice["splat_offsets"], lattice["splat_pixel"], lattice["splat_weight"], buf)
-    return buf
-
-
-def blur(buf, lattice, reverse=False, scratch=None):
-    """``V <- B_j V`` for j = 0..d (d..0 when ``reverse``); returns the blurred buffer (may be ``scratch``
-    or ``buf``, both are overwritten)."""
-    neighbours = lattice["neighbours"]
-    d1 = neighbours.shape[0]
-    other = np.empty_like(buf) if scratch is None else scratch
-    half = buf.dtype.type(0.5)
-    for j in (range(d1 - 1, -1, -1) if reverse else range(d1)):
-        _blur_axis(buf, other, neighbours, j, half)
-        buf, other = other, buf
-    return buf
-
-
-def slice_(buf, lattice):
-    """``y = alpha S^T V``; returns (C, N) in the buffer's dtype."""
-    n = lattice["vertex"].shape[0]
-    d = lattice["vertex"].shape[1] - 1
-    out = np.empty((buf.shape[1], n), buf.dtype)
-    _slice(buf, lattice["vertex"], lattice["weights"], buf.dtype.type(slice_factor(d)), out)
+    d1 = lattice["vertex"].shape[1]
+    out = np.empty((c, n), values.dtype)
+    _filter(values, _group_width(c), lattice["neighbours"], lattice["vertex"], lattice["weights"],
+            values.dtype.type(slice_factor(d1 - 1)), bool(reverse), out)
     return out
 
 
 class CpuLattice:
-    """The facade's ``"cpu"`` backend: :func:`build` once, then splat/blur/slice per call.
+    """The facade's ``"cpu"`` backend: :func:`build` once, then :func:`filter_` per call.
 
     Parameters
     ----------
@@ -458,9 +694,7 @@ class CpuLattice:
 
     def filter(self, values, reverse=False):
         """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values."""
-        buf = splat(values, self.arrays)
-        buf = blur(buf, self.arrays, reverse)
-        return slice_(buf, self.arrays)
+        return filter_(values, self.arrays, reverse)
 
     @property
     def nbytes(self):
