@@ -77,7 +77,7 @@ def copy_from_net_param(net, source, origin="<weights>"):
             if values.size != blob.count:
                 raise WeightsError("%s: param %d of layer '%s' holds %d values, its shape %s needs %d"
                                    % (origin, j, src.name, values.size, _fmt(shape), blob.count))
-            blob.data = values.reshape(blob.shape)
+            blob.data[...] = values.reshape(blob.shape)   # in place: test nets share these arrays
             copied += 1
     return copied
 
@@ -111,7 +111,7 @@ def copy_from_hdf5(net, path):
                 if tuple(arr.shape) != blob.shape:
                     raise WeightsError("%s: cannot copy /data/%s/%s: shape mismatch; the file has %s, the net has %s"
                                        % (path, name, key, _fmt(arr.shape), _fmt(blob.shape)))
-                blob.data = arr
+                blob.data[...] = arr
 
 
 def copy_trained_layers(net, path):

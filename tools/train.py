@@ -31,9 +31,9 @@ def add_parser(sub):
 class Progress:
     """Per-iteration callback printing ``[iter/max_iter] loss`` on a stream."""
 
-    def __init__(self, max_iter, stream=sys.stderr):
+    def __init__(self, max_iter, stream=None):
         self.max_iter = max(int(max_iter), 1)
-        self.stream = stream
+        self.stream = sys.stderr if stream is None else stream   # looked up now: tests swap sys.stderr
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.start = time.perf_counter()
         self.last_decile = -1
