@@ -206,6 +206,21 @@ class Net:
             self.layer_dict.setdefault(name, layer)
         self._share_params()
         self._analyse_backward(force_backward)
+        self._check_memory()
+
+    def _check_memory(self):
+        """Refuse a net whose blobs alone would not fit in the machine's memory (before allocating them)."""
+        try:
+            physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return
+        unique = {id(b): b for b in self.blobs.values()}
+        need = sum(b.count for b in unique.values()) * self.dtype.itemsize
+        if need > physical:
+            largest = max(unique.values(), key=lambda b: b.count)
+            raise ShapeError("net '%s' needs %.1f GB for its blobs' data alone, more than the machine's %.1f GB "
+                             "(largest: '%s' of shape %s)" % (self.name, need / 1e9, physical / 1e9,
+                                                             largest.name, largest.shape_string()))
 
     def _share_params(self):
         """Share parameter blobs by ``ParamSpec.name``; collect learnable params with lr and decay."""
@@ -308,6 +323,8 @@ class Net:
         """Re-run every layer's ``reshape`` (after an input changed shape)."""
         for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
             layer.reshape(bottom, top)
+        self._check_memory()
+        for layer, top in zip(self.layers, self.top_vecs):
             for t, w in zip(top, layer.loss_weights):
                 if w:
                     t.diff[...] = w

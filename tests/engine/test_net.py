@@ -192,3 +192,19 @@ def test_absurd_input_shape_fails_before_allocating():
            'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }'
     with pytest.raises(cn.ShapeError, match="elements"):
         cn.Net(text)
+
+
+def test_net_larger_than_memory_fails_with_size_message():
+    # each blob is 1.2e9 floats (under Caffe's per-blob limit); eight of them need 38 GB
+    text = 'input: "data" input_dim: 1 input_dim: 3 input_dim: 20000 input_dim: 20000\n' + "".join(
+        'layer { name: "r%d" type: "ReLU" bottom: "%s" top: "r%d" }\n' % (i, "data" if i == 0 else "r%d" % (i - 1), i)
+        for i in range(7))
+    with pytest.raises(cn.ShapeError, match="GB"):
+        cn.Net(text)
+
+
+def test_input_reshape_to_absurd_size_fails_cleanly():
+    net = cn.Net(SIMPLE.replace("InnerProduct", "ReLU").replace(
+        "inner_product_param { num_output: 3 weight_filler { type: \"gaussian\" std: 0.5 } }", ""))
+    with pytest.raises(cn.ShapeError):
+        net.forward(data=np.broadcast_to(np.float32(0), (1, 3, 30000, 30000)))
