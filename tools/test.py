@@ -34,8 +34,9 @@ def output_loss_weights(net):
     return weights
 
 
-def test_net(net, iterations, out=sys.stdout):
+def test_net(net, iterations, out=None):
     """Run ``iterations`` forward passes of ``net``, print Caffe's lines; return ``(mean loss, {name: mean})``."""
+    out = sys.stdout if out is None else out   # looked up now: tests swap sys.stdout
     if iterations < 1:
         raise Error("--iterations must be at least 1, got %d" % iterations)
     weights = output_loss_weights(net)
