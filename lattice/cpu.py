@@ -47,12 +47,10 @@ _BLOCK = CPU_BLOCK
 
 @numba.njit(cache=True)
 def round_half_even(x):
-    """Nearest integer to float ``x``, ties to even (SSE ``cvtps2dq``); returns int64."""
+    """Nearest integer to float ``x``, ties to even (SSE ``cvtps2dq``); returns int64 (branch-free)."""
     i = np.int64(math.floor(x))
     frac = x - i
-    if frac > 0.5 or (frac == 0.5 and i % 2 != 0):
-        i += 1
-    return i
+    return i + np.int64((frac > 0.5) | ((frac == 0.5) & ((i & 1) == 1)))
 
 
 @numba.njit(cache=True)
@@ -99,18 +97,13 @@ def enclosing_simplex(elevated, d, inv_d1, rem0, rank, bary):
         di = elevated[i] - np.float32(rem0[i])
         for j in range(i + 1, d1):
             dj = elevated[j] - np.float32(rem0[j])
-            if di < dj:
-                rank[i] += 1
-            else:
-                rank[j] += 1
+            less = np.int32(di < dj)
+            rank[i] += less
+            rank[j] += 1 - less
     for i in range(d1):
-        rank[i] += s
-        if rank[i] < 0:
-            rank[i] += d1
-            rem0[i] += d1
-        elif rank[i] >= d1:
-            rank[i] -= d1
-            rem0[i] -= d1
+        wrap = d1 * (np.int32(rank[i] + s < 0) - np.int32(rank[i] + s >= d1))
+        rank[i] += s + wrap
+        rem0[i] += wrap
     for i in range(d1 + 1):
         bary[i] = np.float32(0.0)
     for i in range(d1):
