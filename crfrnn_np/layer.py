@@ -13,8 +13,9 @@ The contract is Caffe's (and pycaffe's Python-layer names):
     From the top diffs, **overwrite** ``bottom[i].diff`` where ``propagate_down[i]`` and **accumulate** the
     parameter diffs ``self.blobs[j].diff`` where ``self.param_propagate_down[j]``.
 
-Subclasses implement ``forward_cpu``/``backward_cpu`` and optionally ``forward_gpu``/``backward_gpu``; the
-base ``forward``/``backward`` pick one from the layer's backend (falling back to the CPU code, as Caffe does).
+Subclasses implement ``forward_cpu``/``backward_cpu`` and may add ``forward_gpu``/``backward_gpu``; the base
+``forward``/``backward`` call the GPU methods when the backend is ``"cuda"`` and the class defines them, and
+fall back to the CPU code otherwise, as Caffe does.
 
 Registry: ``@register_layer("Convolution")`` above a class makes ``type: "Convolution"`` in a prototxt
 create it. Registering a type twice raises; an unknown type raises with the sorted list of known types.
@@ -132,7 +133,7 @@ class Layer:
 
     def forward(self, bottom, top):
         """Run the backend's forward; return the weighted loss of this layer's tops."""
-        if self.backend == "cuda" and type(self).forward_gpu is not Layer.forward_gpu:
+        if self.backend == "cuda" and hasattr(self, "forward_gpu"):
             self.forward_gpu(bottom, top)
         else:
             self.forward_cpu(bottom, top)
@@ -143,7 +144,7 @@ class Layer:
         return loss
 
     def backward(self, top, propagate_down, bottom):
-        if self.backend == "cuda" and type(self).backward_gpu is not Layer.backward_gpu:
+        if self.backend == "cuda" and hasattr(self, "backward_gpu"):
             self.backward_gpu(top, propagate_down, bottom)
         else:
             self.backward_cpu(top, propagate_down, bottom)
@@ -155,12 +156,6 @@ class Layer:
         """Default: the layer has no gradient; asking for one is an error (Caffe: LOG(FATAL))."""
         if any(propagate_down):
             raise self.error("this layer cannot propagate a gradient to its bottoms")
-
-    def forward_gpu(self, bottom, top):
-        raise NotImplementedError
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        raise NotImplementedError
 
     def allow_force_backward(self, bottom_index):
         """Whether ``force_backward`` may make this bottom receive a gradient (labels never do)."""
