@@ -6,9 +6,11 @@
 ``MAX_DIM``
     Largest feature dimension d of the CUDA backend: per-thread scratch (``cuda.local.array``) needs a
     compile-time size. The CPU and reference backends have no limit.
-``CPU_BLOCK``
-    Points or vertices per work item of the parallel CPU loops (each block allocates its scratch once).
+``CPU_MIN_CHUNK``
+    Fewest points per chunk of the parallel CPU build (smaller lattices are built by one thread).
+
+The CPU filter needs no setting: it runs one task per channel group, one group per numba thread.
 """
 THREADS_PER_BLOCK = 128
 MAX_DIM = 16
-CPU_BLOCK = 1024
+CPU_MIN_CHUNK = 4096

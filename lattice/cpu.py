@@ -1,8 +1,8 @@
 r"""Numba CPU kernels for the permutohedral lattice, and the scalar helpers the CUDA kernels share.
 
 The maths is :mod:`crfrnn_np.lattice.reference`, stage by stage, with the same float32 operation order
-(results agree bit for bit in float32 on the machines tested). Layout of a built lattice
-(N points, d features, M vertices, d1 = d + 1):
+(results agree bit for bit with it in float32 and float64). Layout of a built lattice (N points,
+d features, M vertices, d1 = d + 1):
 
 ==================  ==============  ===================================================================
 array               shape, dtype    meaning
@@ -10,35 +10,38 @@ array               shape, dtype    meaning
 ``vertex``          (N, d1) int32   vertex index of pixel i's remainder-r vertex
 ``weights``         (N, d1) f32     its barycentric weight
 ``neighbours``      (d1, M, 2) i32  vertices one step back / forward along axis j, -1 if absent
-``splat_offsets``   (M+1,) int64    gather index: entries of vertex v are ``offsets[v]:offsets[v+1]``
-``splat_pixel``     (N d1,) int32   the pixel of each entry (pixel order within a vertex)
-``splat_weight``    (N d1,) f32     its weight
 ==================  ==============  ===================================================================
 
-Splatting is a *gather* through the vertex -> (pixel, weight) index, so it runs in parallel over
-vertices without races or atomics and each vertex sums its pixels in pixel order, exactly like the
-C++ scatter loop. Blurring runs in parallel over vertices, slicing in parallel over pixels.
+Build (:func:`build`): the points are cut into one chunk of consecutive points per numba thread.
+In parallel, each chunk computes its points' simplices, then gives their vertex keys chunk-local ids
+from its own open-addressing table; serially, the chunks' distinct keys are merged in chunk order,
+which reproduces the serial insertion order (point, then remainder); in parallel again, the ids are
+made global and every vertex looks up its neighbours in the (now read-only) table. Keys are packed
+into as few int64 words as the coordinate ranges allow (one for the CRF's lattices), so hashing and
+comparing a key is one multiplication and one comparison.
 
-Value buffers are (M + 1, C) with row 0 the zero row that missing neighbours (-1 + 1) read.
+Filter (:func:`filter_`): the channels are split into one group per thread and each group runs splat,
+blur and slice on its own (M + 1, group width) buffers: channels are independent, so the whole filter
+is a single parallel region without barriers, and the splat can be a scatter (each task owns its
+buffer: no races, no atomics) that adds every vertex's pixels in pixel order, exactly like the C++
+splat loop. Row 0 of a buffer is the zero row that missing neighbours (-1 + 1) read.
 
 The scalar helpers (:func:`round_half_even`, :func:`elevate`, :func:`enclosing_simplex`,
-:func:`key_coord`, :func:`hash_key`) are plain ``numba.njit`` functions: the CPU build calls them, and
-the ``numba.cuda`` kernels in :mod:`.cuda` call the very same functions (numba compiles njit functions
-for the CUDA target when a kernel calls them).
+:func:`key_coord`) are plain ``numba.njit`` functions: the CPU build calls them, and the ``numba.cuda``
+kernels in :mod:`.cuda` call the very same functions (numba compiles njit functions for the CUDA
+target when a kernel calls them). The CUDA splat is a gather, so :func:`build_from_simplices` also
+returns the vertex -> (pixel, weight) index it needs.
 """
 import math
 
 import numba
 import numpy as np
 
-from .config import CPU_BLOCK
+from .config import CPU_MIN_CHUNK
 from .reference import scale_factors, slice_factor
 
-__all__ = ["CpuLattice", "build", "splat", "blur", "slice_", "round_half_even", "elevate",
-           "enclosing_simplex", "key_coord", "hash_key"]
-
-HASH_MULTIPLIER = 1664525
-_BLOCK = CPU_BLOCK
+__all__ = ["CpuLattice", "build", "build_from_simplices", "filter_", "splat", "blur", "slice_",
+           "round_half_even", "elevate", "enclosing_simplex", "key_coord"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,15 +122,6 @@ def key_coord(rem0_i, rank_i, r, d):
     if rank_i > d - r:
         return rem0_i + r - (d + 1)
     return rem0_i + r
-
-
-@numba.njit(cache=True)
-def hash_key(keys, base, d):
-    """The C++ hash of the key ``keys[base:base+d]``: ``h = (h + k_i) * 1664525`` wrapping mod 2^64."""
-    h = np.uint64(0)
-    for i in range(d):
-        h = (h + np.uint64(np.int64(keys[base + i]))) * np.uint64(HASH_MULTIPLIER)
-    return h
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,8 +448,9 @@ def _gather_index(vertex, weights, m):
 
 
 def _chunks(n):
-    """Point bounds (T+1,) int64 of the build's chunks: one per numba thread, at least 4096 points each."""
-    count = max(1, min(numba.get_num_threads(), n // 4096))
+    """Point bounds (T+1,) int64 of the build's chunks: one per numba thread, at least
+    ``config.CPU_MIN_CHUNK`` points each."""
+    count = max(1, min(numba.get_num_threads(), n // CPU_MIN_CHUNK))
     return (np.arange(count + 1, dtype=np.int64) * n) // count
 
 

@@ -1,0 +1,97 @@
+"""The parallel CPU build and the grouped filter: the same lattice as the reference, vertex for vertex,
+whatever the number of threads and the width of the packed keys."""
+import numba
+import numpy as np
+import pytest
+
+from crfrnn_np.lattice import PermutohedralLattice, cpu, reference
+from crfrnn_np.lattice.config import CPU_MIN_CHUNK
+
+
+def build_in_chunks(features, nchunks):
+    """``cpu.build`` with the points cut into ``nchunks`` chunks (whatever the thread count; a chunk
+    count above the threads runs chunks one after another)."""
+    n, d = features.shape
+    d1 = d + 1
+    starts = (np.arange(nchunks + 1, dtype=np.int64) * n) // nchunks
+    rem0 = np.empty((n, d1), np.int32)
+    rank = np.empty((n, d1), np.int32)
+    weights = np.empty((n, d1), np.float32)
+    low = np.empty((nchunks, d1), np.int32)
+    high = np.empty((nchunks, d1), np.int32)
+    cpu._embed_chunks(features.reshape(-1), reference.scale_factors(d), np.float32(1.0 / d1), starts, rem0,
+                      rank, weights, low, high)
+    return cpu._index(starts, rem0, rank, weights, low, high), low.min(axis=0), high.max(axis=0)
+
+
+def assert_same_lattice(features, lattice):
+    """Vertex ids in the reference's insertion order, same weights and same neighbour table."""
+    vertex, weights, neighbours = reference.build(features)
+    np.testing.assert_array_equal(lattice["vertex"], vertex)
+    np.testing.assert_array_equal(lattice["weights"], weights)
+    np.testing.assert_array_equal(lattice["neighbours"], neighbours)
+
+
+@pytest.mark.parametrize("nchunks", [1, 2, 3, 7])
+def test_chunked_build_matches_reference_vertex_for_vertex(rng, nchunks):
+    f = (rng.normal(size=(3000, 5)) * np.float32([4, 4, 2, 2, 2])).astype(np.float32)
+    lattice, _, _ = build_in_chunks(f, nchunks)
+    assert_same_lattice(f, lattice)
+
+
+def test_build_uses_the_threads(rng):
+    """The public build cuts large inputs into one chunk per thread and gives the same lattice."""
+    n = 2 * CPU_MIN_CHUNK + 8
+    assert cpu._chunks(n).shape[0] - 1 == min(2, numba.get_num_threads())
+    f = (rng.normal(size=(n, 2)) * 6).astype(np.float32)
+    assert_same_lattice(f, cpu.build(f))
+
+
+def test_multi_word_keys(rng):
+    """d = 12 with wide coordinate ranges does not fit one 63-bit word: keys span several words."""
+    d = 12
+    f = (rng.normal(size=(400, d)) * 40).astype(np.float32)
+    lattice, low, high = build_in_chunks(f, 2)
+    *_, words = cpu._packing(low, high, d)
+    assert words >= 2
+    assert_same_lattice(f, lattice)
+    assert_same_lattice(f, cpu.build(f))
+    x = rng.normal(size=(3, 400))
+    for reverse in (False, True):
+        np.testing.assert_array_equal(PermutohedralLattice(f, "cpu").filter(x, reverse),
+                                      PermutohedralLattice(f, "reference").filter(x, reverse))
+
+
+def test_build_from_simplices_gather_index(rng):
+    """The CUDA path's host build: same lattice, and a gather index listing each vertex's pixels in
+    pixel order with their weights."""
+    f = (rng.normal(size=(200, 3)) * 2).astype(np.float32)
+    lat = cpu.build(f)
+    _, weights = reference.enclosing_simplex(reference.embed(f))
+    rem0 = np.empty(lat["vertex"].shape, np.int32)
+    rank = np.empty(lat["vertex"].shape, np.int32)
+    elevated = reference.embed(f)
+    bary = np.empty(f.shape[1] + 2, np.float32)
+    for i in range(f.shape[0]):
+        cpu.enclosing_simplex(elevated[i], 3, np.float32(0.25), rem0[i], rank[i], bary)
+    host = cpu.build_from_simplices(rem0, rank, weights)
+    assert_same_lattice(f, host)
+    offsets, pixel, weight = host["splat_offsets"], host["splat_pixel"], host["splat_weight"]
+    for v in range(host["num_vertices"]):
+        pix, r = np.nonzero(lat["vertex"] == v)
+        np.testing.assert_array_equal(pixel[offsets[v]:offsets[v + 1]], pix)
+        np.testing.assert_array_equal(weight[offsets[v]:offsets[v + 1]], lat["weights"][pix, r])
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5])
+def test_channel_groups_and_stages(rng, channels):
+    """Odd channel counts (uneven groups) and the stage functions composed agree with the reference."""
+    f = (rng.normal(size=(500, 5)) * 1.5).astype(np.float32)
+    lat = PermutohedralLattice(f, "cpu")
+    ref = PermutohedralLattice(f, "reference")
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(size=(channels, 500)).astype(dtype)
+        want = ref.filter(x)
+        np.testing.assert_array_equal(lat.filter(x), want)
+        arrays = lat._impl.arrays
+        np.testing.assert_array_equal(cpu.slice_(cpu.blur(cpu.splat(x, arrays), arrays), arrays), want)
