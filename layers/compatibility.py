@@ -40,6 +40,28 @@ def parse_diagonal(text, size, where=""):
     return np.asarray(values[:size], dtype=np.float64)
 
 
+def apply_compatibility(weight, bottom, top):
+    """``top[n] = weight · bottom[n]`` per image, as C' x C by C x (H·W) matrix products written into ``top``.
+
+    Parameters
+    ----------
+    weight : ndarray, (C', C)
+    bottom : ndarray, (N, C, H, W)
+        C-contiguous per image (``bottom[n]`` one C x (H·W) matrix); a stacked bottom such as
+        ``[S; B]`` (N, 2C, H, W) with ``weight = [W_s W_b]`` gives ``W_s S + W_b B`` in one product.
+    top : ndarray, (N, C', H, W)
+        C-contiguous per image; written in place, one BLAS GEMM per image (numpy copies ``bottom`` first
+        if the two overlap).
+    """
+    n, c = bottom.shape[:2]
+    pixels = int(np.prod(bottom.shape[2:], dtype=np.int64))
+    weight = np.ascontiguousarray(weight, dtype=top.dtype)
+    for i in range(n):
+        if not top[i].flags.c_contiguous:
+            raise ValueError("apply_compatibility: top image %d is not C-contiguous" % i)
+        np.matmul(weight, bottom[i].reshape(c, pixels), out=top[i].reshape(weight.shape[0], pixels))
+
+
 @register_layer("Compatibility")
 class CompatibilityLayer(Layer):
     """Per-pixel C' x C matrix product with a learnable matrix; see the module docstring."""
@@ -76,9 +98,7 @@ class CompatibilityLayer(Layer):
         top[0].reshape((n, self.blobs[0].shape[2], h, w))
 
     def forward_cpu(self, bottom, top):
-        n, c, h, w = bottom[0].shape
-        weight = self.blobs[0].data[0, 0]
-        top[0].data = np.matmul(weight, bottom[0].data.reshape(n, c, h * w))
+        apply_compatibility(self.blobs[0].data[0, 0], bottom[0].data, top[0].data)
 
     def backward_cpu(self, top, propagate_down, bottom):
         n, c, h, w = bottom[0].shape
@@ -87,7 +107,8 @@ class CompatibilityLayer(Layer):
         if self.param_propagate_down[0]:
             bottom_data = bottom[0].data.reshape(n, c, h * w)
             # ∂W = Σ_n ∂Y_n X_nᵀ, summed over the batch, accumulated into the parameter diff
-            grad = np.einsum("nip,njp->ij", top_diff, bottom_data, optimize=True)
-            self.blobs[0].diff[0, 0] += grad
+            weight_diff = self.blobs[0].diff[0, 0]
+            for i in range(n):
+                weight_diff += np.matmul(top_diff[i], bottom_data[i].T)
         if propagate_down[0]:
-            bottom[0].diff = np.matmul(weight.T, top_diff)
+            apply_compatibility(weight.T, top[0].diff, bottom[0].diff)

@@ -29,27 +29,40 @@ Backward (BPTT, spec §2.2): the step layers' backwards in reverse order; ∂U =
 ∂Q0 from the first softmax only, no gradient to the image, parameter diffs accumulated over iterations
 and images (``+=``, so ``iter_size`` accumulation works, unlike the reference which zeroes first).
 
+Speed: the three steps Compatibility (W_s), Compatibility (W_b) and Eltwise SUM of an iteration run as one
+product, ``M_t = [W_s W_b] · [S_t; B_t]`` (:func:`compatibility.apply_compatibility`, the Compatibility
+layer's own per-image GEMM, with the block form of the same sum): the two filters write S_t and B_t into
+the two halves of one (N, 2C, H, W) array, so the product reads them in place and ``spatial_w`` /
+``bilateral_w`` are never materialised (their diffs still are, in the backward, by the step layers).
+
 Memory: one lattice cache per layer (the spatial lattice per H×W, one bilateral lattice per image per
 forward, shared by all 2T filter calls and the backward). In TEST phase (``keep_buffers`` False) the
-forward keeps no per-iteration blobs: every iteration reuses three C×H×W buffers and writes its logits into
-the top; a backward requested afterwards (``force_backward``) first re-runs the forward keeping them.
+forward keeps no per-iteration blobs: every iteration reuses three C×H×W buffers (P_t and the stacked
+S_t, B_t) and writes its logits into the top; a backward requested afterwards (``force_backward``) first re-runs the forward keeping them.
 """
 import copy
+
+import numpy as np
 
 from crfrnn_np.blob import Blob
 from crfrnn_np.layer import Layer, create_layer, register_layer
 from crfrnn_np.proto import Message
 
+from .compatibility import apply_compatibility
 from .permutohedral_filter import LatticeCache
 
 #: Initial diagonals of W_s and W_b when the prototxt gives none (the shipped ``spatial.par``/``bilateral.par``).
 DEFAULT_SPATIAL_WEIGHT = 3.0
 DEFAULT_BILATERAL_WEIGHT = 5.0
 
-#: Per-iteration blob roles, in the order they are produced, with the buffer each uses in a lean forward.
+#: Per-iteration blob roles, in the order they are produced, with the buffer each uses in a lean forward:
+#: "prob" (P_t), "spatial" and "bilateral" (the two halves of one stacked (N, 2C, H, W) array), "prob" again
+#: for the message (P_t is dead once both filters have read it) and "spatial" for Φ_t (S_t is dead once
+#: the message is formed). ``spatial_w`` and ``bilateral_w`` are never written: the stacked product forms
+#: the message directly (module docstring, "Speed").
 _ROLES = ("prob", "spatial", "bilateral", "spatial_w", "bilateral_w", "message", "pairwise")
-_LEAN_BUFFER = {"prob": 0, "spatial": 1, "bilateral": 2, "spatial_w": 0, "bilateral_w": 1, "message": 2,
-                "pairwise": 0}
+_LEAN_BUFFER = {"prob": "prob", "spatial": "spatial", "bilateral": "bilateral", "spatial_w": "prob",
+                "bilateral_w": "prob", "message": "prob", "pairwise": "spatial"}
 #: Names of the three parameter blobs (suffixes of the shared ``param { name }``).
 PARAM_SUFFIXES = ("spatial_weight", "bilateral_weight", "compatibility")
 
@@ -192,8 +205,7 @@ class MultiStageMeanfieldLayer(Layer):
         if not self.blobs:
             self.blobs = [owners["%s_%s" % (self.name, s)] for s in PARAM_SUFFIXES]
         self.param_propagate_down = [True, True, True]
-        for b in self._internal_blobs():
-            b.release()
+        self._release()
 
     # -- plumbing: the blobs each step reads and writes ------------------------------------------------------
     def _build_plans(self, bottom, top):
@@ -201,24 +213,59 @@ class MultiStageMeanfieldLayer(Layer):
         unary, q0, data = self.layer_param.bottom
         outer = {unary: bottom[0], q0: bottom[1], data: bottom[2], self.layer_param.top[0]: top[0]}
         full = dict(outer)
-        lean_buffers = [Blob((), self.dtype, "%s_buffer%d" % (self.name, i)) for i in range(3)]
+        lean_buffers = {role: Blob((), self.dtype, "%s_%s_buffer" % (self.name, role))
+                        for role in ("prob", "spatial", "bilateral")}
         lean = dict(outer)
+        pairs = {"full": [], "lean": [(lean_buffers["spatial"], lean_buffers["bilateral"])]}
         for t in range(1, self.num_iterations + 1):
             for role in _ROLES + ("logits",):
                 name = iteration_blob(self.name, t, role)
                 full[name] = Blob((), self.dtype, name)
                 lean[name] = top[0] if role == "logits" else lean_buffers[_LEAN_BUFFER[role]]
+            pairs["full"].append((full[iteration_blob(self.name, t, "spatial")],
+                                  full[iteration_blob(self.name, t, "bilateral")]))
+        self._pairs = pairs
+        self._stacks = {}
+        self._stack_keys = {}
+        # the steps Compatibility (W_s), Compatibility (W_b), Eltwise SUM of each iteration: run as one product
+        types = [lp.type for lp in self.step_params]
+        self._message_steps = [k for k in range(len(types) - 2)
+                               if types[k:k + 3] == ["Compatibility", "Compatibility", "Eltwise"]]
         self._plans = {}
         for mode, table in (("full", full), ("lean", lean)):
             self._plans[mode] = [([table[b] for b in lp.bottom], [table[t] for t in lp.top])
                                  for lp in self.step_params]
         self._full_table = full
-        self._lean_buffers = lean_buffers
+        self._lean_buffers = list(lean_buffers.values())
         self._outer = set(id(b) for b in outer.values())
+
+    def _stack_pairs(self, mode, shape):
+        """Make each (S_t, B_t) blob pair of ``mode`` the halves of one (N, 2C, H, W) array (kept between
+        forwards of the same shape)."""
+        n, c, h, w = shape
+        for k, (spatial, bilateral) in enumerate(self._pairs[mode]):
+            stack = self._stacks.get((mode, k))
+            if stack is None or stack.shape != (n, 2 * c, h, w):
+                stack = self._stacks[(mode, k)] = np.empty((n, 2 * c, h, w), self.dtype)
+            spatial.data = stack[:, :c]
+            bilateral.data = stack[:, c:]
+            self._stack_keys[id(spatial)] = (mode, k)
+
+    def _message(self, k, bottoms, top):
+        """Steps k, k+1, k+2 (W_s S_t, W_b B_t, their sum) as ``[W_s W_b] · [S_t; B_t]`` into ``top``."""
+        stack = self._stacks[self._stack_keys[id(bottoms[0])]]
+        weight = np.concatenate([self.steps[k].blobs[0].data[0, 0], self.steps[k + 1].blobs[0].data[0, 0]],
+                                axis=1)
+        apply_compatibility(weight, stack, top.data)
 
     def _internal_blobs(self):
         inner = [b for b in self._full_table.values() if id(b) not in self._outer]
         return inner + self._lean_buffers
+
+    def _release(self):
+        for b in self._internal_blobs():
+            b.release()
+        self._stacks.clear()
 
     def _share_params(self):
         for layer in self.steps:
@@ -246,10 +293,20 @@ class MultiStageMeanfieldLayer(Layer):
     # -- forward / backward ------------------------------------------------------------------------------------
     def _run_forward(self, mode):
         plan = self._plans[mode]
-        for layer, (bottoms, tops) in zip(self.steps, plan):
-            if mode == "full":
+        if mode == "full":
+            for layer, (bottoms, tops) in zip(self.steps, plan):
                 layer.reshape(bottoms, tops)
-            layer.forward(bottoms, tops)
+        self._stack_pairs(mode, plan[0][0][0].shape)
+        fused = set(self._message_steps)
+        k = 0
+        while k < len(self.steps):
+            if k in fused:
+                # W_s S_t + W_b B_t: the two Compatibility steps' bottoms, the Eltwise step's top
+                self._message(k, [plan[k][0][0], plan[k + 1][0][0]], plan[k + 2][1][0])
+                k += 3
+                continue
+            self.steps[k].forward(*plan[k])
+            k += 1
         self._stored_forward = mode == "full"
 
     def forward_cpu(self, bottom, top):
@@ -283,8 +340,7 @@ class MultiStageMeanfieldLayer(Layer):
         if len(propagate_down) > 2 and propagate_down[2]:
             bottom[2].diff[...] = 0
         if not self.keep_buffers:
-            for b in self._internal_blobs():
-                b.release()
+            self._release()
             self._stored_forward = False
 
     def allow_force_backward(self, bottom_index):

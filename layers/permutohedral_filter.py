@@ -104,6 +104,13 @@ class LatticeCache:
         return entry
 
 
+def _planes(image, c, pixels):
+    """A C-contiguous (C, H, W) image array viewed as (C, H*W) without a copy (writes go through)."""
+    if not image.flags.c_contiguous:
+        raise ValueError("PermutohedralFilter: an image of the output is not C-contiguous")
+    return image.reshape(c, pixels)
+
+
 #: Lattices shared by the filter layers of a net that get no cache of their own (unrolled nets).
 _SHARED_CACHES = {}
 
@@ -177,11 +184,11 @@ class PermutohedralFilterLayer(Layer):
         values, image = bottom
         n, c, h, w = values.shape
         self._lattices = self.lattices(image)
-        bottom_data = values.data.reshape(n, c, h * w)
-        top_data = top[0].data.reshape(n, c, h * w)
         for i, (lattice, norm) in enumerate(self._lattices):
-            # message passing (lattice filter), then normalisation
-            np.multiply(lattice.filter(np.ascontiguousarray(bottom_data[i])), norm, out=top_data[i])
+            # message passing (lattice filter), then normalisation, written into the top (which may be a
+            # view whose images are contiguous, such as one half of MultiStageMeanfield's stacked buffer)
+            filtered = lattice.filter(values.data[i].reshape(c, h * w))
+            np.multiply(filtered, norm, out=_planes(top[0].data[i], c, h * w))
 
     def backward_cpu(self, top, propagate_down, bottom):
         if len(propagate_down) > 1 and propagate_down[1]:
@@ -192,11 +199,11 @@ class PermutohedralFilterLayer(Layer):
         values, image = bottom
         n, c, h, w = values.shape
         lattices = self._lattices if len(self._lattices) == n else self.lattices(image)
-        top_diff = top[0].diff.reshape(n, c, h * w)
-        bottom_diff = values.diff.reshape(n, c, h * w)
         for i, (lattice, norm) in enumerate(lattices):
             # through the normalisation (D is diagonal), then the transposed filter Kᵀ = reverse blur order
-            bottom_diff[i] = lattice.filter(np.ascontiguousarray(top_diff[i] * norm), reverse=True)
+            planes = _planes(values.diff[i], c, h * w)
+            np.multiply(top[0].diff[i].reshape(c, h * w), norm, out=planes)
+            planes[...] = lattice.filter(planes, reverse=True)
 
     def allow_force_backward(self, bottom_index):
         return bottom_index == 0
