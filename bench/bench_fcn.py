@@ -16,11 +16,14 @@ Each framework runs in its own fresh interpreter (:func:`bench.common.run_worker
    (our Net allocates its blobs there; torch allocates and frees its activations there);
 4. ``repeat`` more forwards after one warm-up; the best time counts.
 
+The two workers run ``rounds`` times, alternating (ours, torch, ours, torch, ...), so that a change in the
+load of the machine hits both; the best time over all rounds counts, the memory of the first round.
+
 Targets: time ours/torch <= 1.3, forward peak memory ours/torch <= 1.5. The two ``coarse`` outputs are
 compared (max abs difference over max abs of torch's output).
 
-Environment: ``BENCH_REPEAT`` (timed runs, default 3), ``BENCH_FCN_SIZE`` (default 500),
-``BENCH_THREADS`` (default 2).
+Environment: ``BENCH_REPEAT`` (timed runs per round, default 3), ``BENCH_ROUNDS`` (default 2),
+``BENCH_FCN_SIZE`` (default 500), ``BENCH_THREADS`` (default 2).
 """
 import gc
 import os
@@ -160,9 +163,11 @@ def main():
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
     size = int(os.environ.get("BENCH_FCN_SIZE", "500"))
     threads = int(os.environ.get("BENCH_THREADS", "2"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "2"))
     seed = 1701
     print("FCN-8s forward (CRF-RNN deploy layers 1-48), input 1x3x%dx%d float32, %d threads, best of %d"
-          % (size, size, threads, repeat))
+          " (%d rounds of %d, frameworks alternating in fresh processes)"
+          % (size, size, threads, repeat * rounds, rounds, repeat))
     with tempfile.TemporaryDirectory(prefix="crfrnn-bench-fcn-") as tmp:
         kwargs = {"workdir": tmp, "size": size, "repeat": repeat, "seed": seed, "threads": threads}
         ours = run_worker("bench.bench_fcn:run_ours", kwargs, threads=threads)
@@ -170,6 +175,11 @@ def main():
         theirs = run_worker("bench.bench_fcn:run_torch", kwargs, threads=threads)
         a = np.load(os.path.join(tmp, "ours.npy"))
         b = np.load(os.path.join(tmp, "torch.npy"))
+        for _ in range(rounds - 1):
+            for result, target in ((ours, "run_ours"), (theirs, "run_torch")):
+                again = run_worker("bench.bench_fcn:" + target, kwargs, threads=threads)
+                result["times"] += again["times"]
+                result["best"] = min(result["times"])
     ratio = ours["best"] / theirs["best"]
     print("  time   crfrnn_np  %7.3f s  (runs: %s)" % (ours["best"], _fmt_times(ours["times"])))
     print("  time   torch %-5s %7.3f s  (runs: %s)" % (theirs["version"].split("+")[0], theirs["best"],
@@ -200,3 +210,75 @@ def main():
         raise AssertionError("crfrnn_np and torch disagree: shapes %s / %s, relative difference %.3g"
                              % (a.shape, b.shape, rel))
     return {"ratio": ratio, "memory_ratio": mratio, "relative_diff": rel}
+
+
+def profile_ours(size=500, seed=1701, threads=2):
+    """Per-layer forward times of our net after one warm-up forward; convolutions split into im2col, bias
+    and the rest (the GEMMs). Prints a table and returns ``{layer name: seconds}``.
+
+    Run as ``python -m bench.bench_fcn --profile [SIZE]`` (set ``OPENBLAS_NUM_THREADS`` to the thread count).
+    """
+    import collections
+    import time
+
+    import numba
+    import crfrnn_np
+    from crfrnn_np.layers import conv as conv_module
+
+    numba.set_num_threads(threads)
+    parts = collections.defaultdict(float)
+    current = [None]
+    geometry_im2col = conv_module.ConvGeometry._im2col
+    layer_add_bias = conv_module.BaseConvolution._add_bias
+
+    def timed_im2col(geo, *args):
+        t0 = time.perf_counter()
+        out = geometry_im2col(geo, *args)
+        parts[current[0], "im2col"] += time.perf_counter() - t0
+        return out
+
+    def timed_bias(layer, top):
+        t0 = time.perf_counter()
+        layer_add_bias(layer, top)
+        parts[current[0], "bias"] += time.perf_counter() - t0
+
+    param, _ = fcn8s_model()
+    net = crfrnn_np.Net(param, phase="TEST", dtype="float32")
+    random_params(net, seed)
+    x = _input(size, seed)
+    net.forward(data=x)
+    conv_module.ConvGeometry._im2col = timed_im2col
+    conv_module.BaseConvolution._add_bias = timed_bias
+    try:
+        times = collections.OrderedDict()
+        for i, layer in enumerate(net.layers):
+            current[0] = net.layer_names[i]
+            t0 = time.perf_counter()
+            layer.forward(net.bottom_vecs[i], net.top_vecs[i])
+            times[i] = time.perf_counter() - t0
+    finally:
+        conv_module.ConvGeometry._im2col = geometry_im2col
+        conv_module.BaseConvolution._add_bias = layer_add_bias
+    total = sum(times.values())
+    by_type = collections.defaultdict(float)
+    print("%-12s %-14s %8s %8s %8s %8s" % ("layer", "type", "total s", "im2col", "bias", "rest"))
+    for i, t in times.items():
+        name, kind = net.layer_names[i], net.layers[i].type
+        by_type[kind] += t
+        im, bias = parts.get((name, "im2col"), 0.0), parts.get((name, "bias"), 0.0)
+        if t >= 0.001 * total:
+            print("%-12s %-14s %8.3f %8.3f %8.3f %8.3f" % (name, kind, t, im, bias, t - im - bias))
+    im_total = sum(v for k, v in parts.items() if k[1] == "im2col")
+    bias_total = sum(v for k, v in parts.items() if k[1] == "bias")
+    print("forward total %.3f s; im2col %.3f s, bias %.3f s, convolution GEMMs %.3f s"
+          % (total, im_total, bias_total, by_type["Convolution"] - im_total - bias_total))
+    print("by type: " + ", ".join("%s %.3f" % kv for kv in sorted(by_type.items(), key=lambda kv: -kv[1])))
+    return {net.layer_names[i]: t for i, t in times.items()}
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) > 1 and sys.argv[1] == "--profile":
+        profile_ours(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
+    else:
+        main()

@@ -118,10 +118,16 @@ def mib(nbytes):
 # ---- fresh-process workers -----------------------------------------------------------------------------------
 
 def thread_env(threads):
-    """A copy of ``os.environ`` with every thread-pool variable set to ``threads``."""
+    """A copy of ``os.environ`` with every thread-pool variable set to ``threads``.
+
+    ``MALLOC_MMAP_THRESHOLD_`` is fixed at 128 KiB: glibc otherwise raises its mmap threshold after large
+    blocks are freed, and memory freed before a measurement (a warm-up) then stays resident and is silently
+    reused, hiding later allocations from the RSS.
+    """
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(threads)
+    env["MALLOC_MMAP_THRESHOLD_"] = str(128 * 1024)
     env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
