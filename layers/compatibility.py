@@ -62,6 +62,23 @@ def apply_compatibility(weight, bottom, top):
         np.matmul(weight, bottom[i].reshape(c, pixels), out=top[i].reshape(weight.shape[0], pixels))
 
 
+def accumulate_weight_diff(top_diff, bottom, weight_diff):
+    """``weight_diff += Σ_n top_diff[n] · bottom[n]ᵀ``: the weight gradient of :func:`apply_compatibility`.
+
+    Parameters
+    ----------
+    top_diff : ndarray, (N, C', H, W)
+    bottom : ndarray, (N, C, H, W)
+        The forward's bottom (a stacked ``[S; B]`` gives the gradients of ``[W_s W_b]`` side by side).
+    weight_diff : ndarray, (C', C)
+        Accumulated in place (Caffe's rule for parameter diffs).
+    """
+    n, c = bottom.shape[:2]
+    pixels = int(np.prod(bottom.shape[2:], dtype=np.int64))
+    for i in range(n):
+        weight_diff += np.matmul(top_diff[i].reshape(-1, pixels), bottom[i].reshape(c, pixels).T)
+
+
 @register_layer("Compatibility")
 class CompatibilityLayer(Layer):
     """Per-pixel C' x C matrix product with a learnable matrix; see the module docstring."""
@@ -101,14 +118,8 @@ class CompatibilityLayer(Layer):
         apply_compatibility(self.blobs[0].data[0, 0], bottom[0].data, top[0].data)
 
     def backward_cpu(self, top, propagate_down, bottom):
-        n, c, h, w = bottom[0].shape
-        weight = self.blobs[0].data[0, 0]
-        top_diff = top[0].diff.reshape(n, -1, h * w)
         if self.param_propagate_down[0]:
-            bottom_data = bottom[0].data.reshape(n, c, h * w)
             # ∂W = Σ_n ∂Y_n X_nᵀ, summed over the batch, accumulated into the parameter diff
-            weight_diff = self.blobs[0].diff[0, 0]
-            for i in range(n):
-                weight_diff += np.matmul(top_diff[i], bottom_data[i].T)
+            accumulate_weight_diff(top[0].diff, bottom[0].data, self.blobs[0].diff[0, 0])
         if propagate_down[0]:
-            apply_compatibility(weight.T, top[0].diff, bottom[0].diff)
+            apply_compatibility(self.blobs[0].data[0, 0].T, top[0].diff, bottom[0].diff)

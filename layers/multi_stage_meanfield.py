@@ -48,7 +48,7 @@ from crfrnn_np.blob import Blob
 from crfrnn_np.layer import Layer, create_layer, register_layer
 from crfrnn_np.proto import Message
 
-from .compatibility import apply_compatibility
+from .compatibility import accumulate_weight_diff, apply_compatibility
 from .permutohedral_filter import LatticeCache
 
 #: Initial diagonals of W_s and W_b when the prototxt gives none (the shipped ``spatial.par``/``bilateral.par``).
@@ -258,6 +258,27 @@ class MultiStageMeanfieldLayer(Layer):
                                 axis=1)
         apply_compatibility(weight, stack, top.data)
 
+    def _message_backward(self, k, bottoms, top):
+        """Backward of steps k, k+1, k+2 (see :meth:`_message`): ∂[S_t; B_t] = [W_s W_b]ᵀ ∂M_t into one
+        stacked diff whose halves become the diffs of S_t and B_t; ∂[W_s W_b] += ∂M_t [S_t; B_t]ᵀ."""
+        spatial, bilateral = bottoms
+        stack = self._stacks[self._stack_keys[id(spatial)]]
+        c = spatial.shape[1]
+        layers = self.steps[k], self.steps[k + 1]
+        if any(layer.param_propagate_down[0] for layer in layers):
+            grad = np.zeros((c, 2 * c), self.dtype)
+            accumulate_weight_diff(top.diff, stack, grad)
+            for layer, part in zip(layers, (grad[:, :c], grad[:, c:])):
+                if layer.param_propagate_down[0]:
+                    layer.blobs[0].diff[0, 0] += part
+        diff = self._stacks.get("diff")
+        if diff is None or diff.shape != stack.shape:
+            diff = self._stacks["diff"] = np.empty(stack.shape, self.dtype)
+        weight = np.concatenate([layers[0].blobs[0].data[0, 0], layers[1].blobs[0].data[0, 0]], axis=1)
+        apply_compatibility(weight.T, top.diff, diff)
+        spatial.diff = diff[:, :c]
+        bilateral.diff = diff[:, c:]
+
     def _internal_blobs(self):
         inner = [b for b in self._full_table.values() if id(b) not in self._outer]
         return inner + self._lean_buffers
@@ -299,14 +320,15 @@ class MultiStageMeanfieldLayer(Layer):
         self._stack_pairs(mode, plan[0][0][0].shape)
         fused = set(self._message_steps)
         k = 0
-        while k < len(self.steps):
-            if k in fused:
-                # W_s S_t + W_b B_t: the two Compatibility steps' bottoms, the Eltwise step's top
-                self._message(k, [plan[k][0][0], plan[k + 1][0][0]], plan[k + 2][1][0])
-                k += 3
-                continue
-            self.steps[k].forward(*plan[k])
-            k += 1
+        with self.cache.pinned():               # the image is hashed once per forward, not by all 2T filters
+            while k < len(self.steps):
+                if k in fused:
+                    # W_s S_t + W_b B_t: the two Compatibility steps' bottoms, the Eltwise step's top
+                    self._message(k, [plan[k][0][0], plan[k + 1][0][0]], plan[k + 2][1][0])
+                    k += 3
+                    continue
+                self.steps[k].forward(*plan[k])
+                k += 1
         self._stored_forward = mode == "full"
 
     def forward_cpu(self, bottom, top):
@@ -326,17 +348,35 @@ class MultiStageMeanfieldLayer(Layer):
         needs[id(bottom[0])] = bool(propagate_down[0])
         needs[id(bottom[1])] = bool(propagate_down[1])
         needs[id(bottom[2])] = False
+        plan = self._plans["full"]
+        fused = set(k + 2 for k in self._message_steps)
         written = set()
-        for layer, (bottoms, tops) in reversed(list(zip(self.steps, self._plans["full"]))):
+        scratch = {}
+        k = len(self.steps) - 1
+        while k >= 0:
+            if k in fused:
+                self._message_backward(k - 2, [plan[k - 2][0][0], plan[k - 1][0][0]], plan[k][1][0])
+                written.update((id(plan[k - 2][0][0]), id(plan[k - 1][0][0])))
+                k -= 3
+                continue
+            layer, (bottoms, tops) = self.steps[k], plan[k]
             flags = [needs[id(b)] for b in bottoms]
-            # fan-out: a blob read by several steps (the unary, each P_t) sums the diffs of its readers
-            saved = [b.diff.copy() if f and id(b) in written else None for b, f in zip(bottoms, flags)]
+            # fan-out: a blob read by several steps (the unary, each P_t) sums the diffs of its readers; a
+            # later reader's step writes into a scratch array that is then added
+            held = []
+            for i, (b, f) in enumerate(zip(bottoms, flags)):
+                if f and id(b) in written:
+                    buf = scratch.get((i, b.shape))
+                    if buf is None:
+                        buf = scratch[(i, b.shape)] = np.empty(b.shape, self.dtype)
+                    held.append((b, b.diff))
+                    b.diff = buf
             layer.backward(tops, flags, bottoms)
-            for b, f, s in zip(bottoms, flags, saved):
-                if f:
-                    if s is not None:
-                        b.diff += s
-                    written.add(id(b))
+            for b, total in held:
+                total += b.diff
+                b.diff = total
+            written.update(id(b) for b, f in zip(bottoms, flags) if f)
+            k -= 1
         if len(propagate_down) > 2 and propagate_down[2]:
             bottom[2].diff[...] = 0
         if not self.keep_buffers:

@@ -3,6 +3,8 @@
 References: pydensecrf2 (one mean-field step with a single kernel reveals the normalised filter output),
 naive loops written here, and float64 central differences.
 """
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -107,6 +109,22 @@ def test_lattice_cache_builds_once_per_image(rng):
     assert cache.builds == 3
 
 
+
+def test_pinned_cache_skips_rehashing_only_inside_the_block(rng, monkeypatch):
+    cache = LatticeCache("cpu")
+    image = rng.uniform(-50, 50, (3, 6, 5)).astype(np.float32)
+    hashes = []
+    real = hashlib.blake2b
+    monkeypatch.setattr(hashlib, "blake2b", lambda *a, **k: hashes.append(1) or real(*a, **k))
+    with cache.pinned():
+        first = cache.bilateral(image, 5.0, 10.0, np.float32)
+        assert cache.bilateral(image, 5.0, 10.0, np.float32) is first
+        assert cache.bilateral(image, 5.0, 11.0, np.float32) is not first
+        assert len(hashes) == 2
+    image[0, 0, 0] += 1                          # outside the block the content is hashed again
+    assert cache.bilateral(image, 5.0, 10.0, np.float32) is not first
+    assert len(hashes) == 3 and cache.builds == 3
+
 def test_unrolled_filters_share_one_lattice_per_image(rng):
     """Two filter layers (two iterations of an unrolled net) on the same images: one build per image."""
     values = probabilities(rng, (2, 3, 5, 5))
@@ -141,6 +159,29 @@ def test_compatibility_forward_naive(rng):
                 expected[n, i] += weight[i, j] * x[n, j]
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
 
+
+
+def test_stacked_product_and_weight_diff_naive(rng):
+    """[W_s W_b]·[S; B] = W_s S + W_b B per image, and the accumulated weight gradient, by explicit loops."""
+    from crfrnn_np.layers.compatibility import accumulate_weight_diff, apply_compatibility
+    n, c, h, w = 2, 3, 4, 5
+    stack = rng.standard_normal((n, 2 * c, h, w))
+    w_s, w_b = rng.standard_normal((c, c)), rng.standard_normal((c, c))
+    out = np.empty((n, c, h, w))
+    apply_compatibility(np.concatenate([w_s, w_b], axis=1), stack, out)
+    dy = rng.standard_normal((n, c, h, w))
+    grad = np.ones((c, 2 * c))
+    accumulate_weight_diff(dy, stack, grad)
+    expected = np.zeros((n, c, h, w))
+    expected_grad = np.ones((c, 2 * c))
+    for k in range(n):
+        for i in range(c):
+            for j in range(c):
+                expected[k, i] += w_s[i, j] * stack[k, j] + w_b[i, j] * stack[k, c + j]
+            for j in range(2 * c):
+                expected_grad[i, j] += float((dy[k, i] * stack[k, j]).sum())
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 def test_compatibility_diagonal_init():
     layer, _, _ = make_layer(COMPAT % 'diagonal_str: "1 2 3"', [np.zeros((1, 3, 2, 2))])

@@ -71,3 +71,22 @@ def test_backward_formula_and_in_place(rng):
 def test_gradient(rng):
     layer, bottom, top = softmax_layer(rng.standard_normal((2, 10, 2, 3)))
     GradientChecker(1e-2, 1e-3).check_gradient_exhaustive(layer, bottom, top)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_blocked_passes_match_the_formula(rng, monkeypatch, axis):
+    """Blocks much smaller than the array (so that the (outer, inner) blocking is exercised), in place."""
+    from crfrnn_np.layers import softmax as module
+    monkeypatch.setattr(module, "BLOCK", 7)
+    x = rng.standard_normal((3, 5, 4)) * 10
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    y = e / e.sum(axis=axis, keepdims=True)
+    out = x.copy()
+    assert module.softmax(out, axis, out=out) is out
+    np.testing.assert_allclose(out, y, rtol=1e-13, atol=1e-300)
+    dy = rng.standard_normal(x.shape)
+    expected = (dy - (dy * y).sum(axis=axis, keepdims=True)) * y
+    got = dy.copy()
+    module.softmax_backward(y, got, axis, out=got)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(module.softmax_backward(y, dy, axis), expected, rtol=1e-12, atol=1e-14)
