@@ -119,9 +119,16 @@ class Net:
     backend : {"cpu", "cuda"}
     level : int
     stages : sequence of str
+    keep_blobs : bool
+        True (default, pycaffe's behaviour): every blob keeps its data after ``forward`` so it can be read and
+        a backward can follow. False: an inference-only mode that frees each intermediate blob's arrays right
+        after its last consumer has run, so that peak memory is the weights plus a few live activations
+        (as in a framework without autograd); outputs and inputs are kept. A net that would need a backward
+        (a loss, ``force_backward``) refuses ``backward`` in this mode.
     """
 
-    def __init__(self, model, weights=None, phase="TEST", dtype="float32", backend="cpu", level=0, stages=()):
+    def __init__(self, model, weights=None, phase="TEST", dtype="float32", backend="cpu", level=0, stages=(),
+                 keep_blobs=True):
         if isinstance(phase, str):
             phase = phase.upper()
         if phase not in ("TRAIN", "TEST"):
@@ -137,6 +144,7 @@ class Net:
         self.phase = phase
         self.dtype = np.dtype(_DTYPES[dtype_name])
         self.backend = backend
+        self.keep_blobs = bool(keep_blobs)
         param = _load_net_param(model)
         self.net_param = param
         self.name = param.name
@@ -207,6 +215,24 @@ class Net:
         self._share_params()
         self._analyse_backward(force_backward)
         self._check_memory()
+        self._release_after = self._last_uses()
+
+    def _last_uses(self):
+        """For the ``keep_blobs=False`` mode: layer index -> blobs whose last use is that layer.
+
+        Blobs are tracked by identity (an in-place top is its bottom); inputs and outputs are never released,
+        nor any blob of a layer with a loss weight.
+        """
+        keep = {id(self.blobs[n]) for n in self.inputs + self.outputs}
+        last = {}
+        for i, (bottom, top) in enumerate(zip(self.bottom_vecs, self.top_vecs)):
+            for b in list(bottom) + list(top):
+                last[id(b)] = (i, b)
+        release = collections.defaultdict(list)
+        for key, (i, blob) in last.items():
+            if key not in keep:
+                release[i].append(blob)
+        return release
 
     def _check_memory(self):
         """Refuse a net whose blobs alone would not fit in the machine's memory (before allocating them)."""
@@ -373,6 +399,9 @@ class Net:
         loss = 0.0
         for i in range(start, end + 1):
             loss += self.layers[i].forward(self.bottom_vecs[i], self.top_vecs[i])
+            if not self.keep_blobs:
+                for blob in self._release_after.get(i, ()):
+                    blob.release()
         return loss
 
     def forward_prefilled(self):
@@ -385,6 +414,9 @@ class Net:
         Loss tops keep their loss weight as diff. Inputs receive a diff only when they need one (some layer
         with parameters or ``force_backward: true``); the others are returned as they are (zero).
         """
+        if not self.keep_blobs:
+            raise NetError("net '%s' was built with keep_blobs=False (inference only): its intermediate blobs "
+                           "are freed during forward, so it cannot run backward" % self.name)
         for name, value in diffs.items():
             if name not in self.blobs:
                 raise NetError("net '%s' has no blob '%s' (outputs: %s)" % (self.name, name, ", ".join(self.outputs)))

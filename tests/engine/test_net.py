@@ -208,3 +208,20 @@ def test_input_reshape_to_absurd_size_fails_cleanly():
         "inner_product_param { num_output: 3 weight_filler { type: \"gaussian\" std: 0.5 } }", ""))
     with pytest.raises(cn.ShapeError):
         net.forward(data=np.broadcast_to(np.float32(0), (1, 3, 30000, 30000)))
+
+
+def test_keep_blobs_false_frees_intermediates_and_gives_the_same_outputs():
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 4))
+    full = cn.Net(SIMPLE, dtype="float64")
+    lean = cn.Net(SIMPLE, dtype="float64", keep_blobs=False)
+    for name in full.params:
+        for a, b in zip(full.params[name], lean.params[name]):
+            b.data = a.data
+    expected = full.forward(data=x)["ip"].copy()
+    got = lean.forward(data=x)["ip"]
+    np.testing.assert_array_equal(got, expected)
+    assert lean.blobs["conv"]._data is None          # the conv/relu activation was released
+    assert full.blobs["conv"]._data is not None
+    np.testing.assert_array_equal(lean.forward(data=x)["ip"], expected)   # and re-created on the next pass
+    with pytest.raises(cn.NetError, match="keep_blobs"):
+        lean.backward()
