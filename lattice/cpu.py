@@ -10,6 +10,7 @@ array               shape, dtype    meaning
 ``vertex``          (N, d1) int32   vertex index of pixel i's remainder-r vertex
 ``weights``         (N, d1) f32     its barycentric weight
 ``neighbours``      (d1, M, 2) i32  vertices one step back / forward along axis j, -1 if absent
+``entries``         (M,) int64      cumulative number of (pixel, remainder) entries of vertices 0..v
 ==================  ==============  ===================================================================
 
 Build (:func:`build`): the points are cut into one chunk of consecutive points per numba thread.
@@ -20,11 +21,12 @@ made global and every vertex looks up its neighbours in the (now read-only) tabl
 into as few int64 words as the coordinate ranges allow (one for the CRF's lattices), so hashing and
 comparing a key is one multiplication and one comparison.
 
-Filter (:func:`filter_`): the channels are split into one group per thread and each group runs splat,
-blur and slice on its own (M + 1, group width) buffers: channels are independent, so the whole filter
-is a single parallel region without barriers, and the splat can be a scatter (each task owns its
-buffer: no races, no atomics) that adds every vertex's pixels in pixel order, exactly like the C++
-splat loop. Row 0 of a buffer is the zero row that missing neighbours (-1 + 1) read.
+Filter (:func:`filter_`): values become an (M + 1, C) buffer of pixel-major vertex rows (row 0 the
+zero row that missing neighbours, -1 + 1, read), so every inner loop runs over contiguous channels.
+The splat is a scatter split by *vertex ownership*: task t scans every pixel but adds only into the
+vertices it owns (about the same number of entries per task, from the cumulative ``entries``), which
+is race-free without atomics and keeps every vertex's sum in pixel order, exactly like the C++ splat
+loop. The blur runs in parallel over vertices (one region per axis), the slice over pixels.
 
 The scalar helpers (:func:`round_half_even`, :func:`elevate`, :func:`enclosing_simplex`,
 :func:`key_coord`) are plain ``numba.njit`` functions: the CPU build calls them, and the ``numba.cuda``
@@ -467,7 +469,8 @@ def _index(starts, rem0, rank, weights, low, high):
     del keys
     neighbours = np.full((d1, m, 2), -1, np.int32)
     _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours)
-    return dict(vertex=vertex, weights=weights, neighbours=neighbours, num_vertices=m)
+    entries = np.cumsum(np.bincount(vertex.reshape(-1), minlength=m))
+    return dict(vertex=vertex, weights=weights, neighbours=neighbours, entries=entries, num_vertices=m)
 
 
 def build(features):
@@ -520,152 +523,119 @@ def build_from_simplices(rem0, rank, weights):
 
 
 # ----------------------------------------------------------------------------------------------
-# filter: splat -> blur -> slice, one task per group of channels
+# filter: splat -> blur -> slice
 # ----------------------------------------------------------------------------------------------
+#
+# Value buffers are (M+1, C), pixel-major rows of all channels, row 0 the zero row. Parallel regions:
+#
+# * splat: task t owns the vertices ``bounds[t]:bounds[t+1]`` (cut so that every task owns about the
+#   same number of (pixel, vertex) entries), scans every pixel and adds ``w_ir x_i`` to the rows it
+#   owns: race-free without atomics, and every vertex sums its pixels in pixel order, as the C++ loop;
+# * blur: one region per axis, parallel over blocks of vertices;
+# * slice: parallel over blocks of pixels.
 
-@numba.njit(cache=True)
-def _splat_group(values, k0, vertex, weights, buf):
-    """``buf[v+1, k] += w_ir values[k0+k, i]`` for every pixel i (in order) and r; ``buf[0] = 0``.
-
-    A scatter, race-free because the task owns its buffer (M+1, kw); every vertex sums its pixels in
-    pixel order, as the C++ splat loop does.
-    """
-    n, d1 = vertex.shape
-    kw = buf.shape[1]
-    for v in range(buf.shape[0]):
-        for k in range(kw):
-            buf[v, k] = 0
-    val = np.empty(kw, buf.dtype)
-    for i in range(n):
-        for k in range(kw):
-            val[k] = values[k0 + k, i]
-        for r in range(d1):
-            w = weights[i, r]
-            row = vertex[i, r] + 1
-            for k in range(kw):
-                buf[row, k] += w * val[k]
-
-
-@numba.njit(cache=True)
-def _blur_group(x, y, neighbours, reverse):
-    """``x <- B_j x`` along j = 0..d (d..0 when ``reverse``): ``y[v] = x[v] + 0.5 (x[n1] + x[n2])`` then
-    swap. Row 0 of x must be zero. Returns the buffer holding the result (x or y)."""
-    d1, m, _ = neighbours.shape
-    kw = x.shape[1]
-    half = x.dtype.type(0.5)
-    for k in range(kw):
-        y[0, k] = 0
-    for step in range(d1):
-        j = d1 - 1 - step if reverse else step
-        for v in range(m):
-            a = neighbours[j, v, 0] + 1
-            b = neighbours[j, v, 1] + 1
-            for k in range(kw):
-                y[v + 1, k] = x[v + 1, k] + half * (x[a, k] + x[b, k])
-        x, y = y, x
-    return x
-
-
-@numba.njit(cache=True)
-def _slice_group(buf, k0, vertex, weights, alpha, out):
-    """``out[k0+k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]`` (r in order)."""
-    n, d1 = vertex.shape
-    kw = buf.shape[1]
-    acc = np.empty(kw, buf.dtype)
-    for i in range(n):
-        for k in range(kw):
-            acc[k] = 0
-        for r in range(d1):
-            wa = weights[i, r] * alpha
-            row = vertex[i, r] + 1
-            for k in range(kw):
-                acc[k] += wa * buf[row, k]
-        for k in range(kw):
-            out[k0 + k, i] = acc[k]
+_BLOCK = 2048
 
 
 @numba.njit(cache=True, parallel=True)
-def _filter(values, width, neighbours, vertex, weights, alpha, reverse, out):
-    """Splat, blur and slice of channels ``g*width : (g+1)*width`` as task g (parallel over groups:
-    channels are independent, so the whole filter is one parallel region with no barrier)."""
+def _splat(values, vertex, weights, bounds, buf):
+    """``buf[v+1, k] = sum_i w_iv values[k, i]`` (pixel order), ``buf[0] = 0``; task t owns rows
+    ``bounds[t]+1 : bounds[t+1]+1``."""
+    n, d1 = vertex.shape
     c = values.shape[0]
+    for t in numba.prange(bounds.shape[0] - 1):
+        lo = bounds[t]
+        hi = bounds[t + 1]
+        for v in range(lo + 1 if t > 0 else 0, hi + 1):
+            for k in range(c):
+                buf[v, k] = 0
+        val = np.empty(c, buf.dtype)
+        for i in range(n):
+            loaded = False
+            for r in range(d1):
+                v = vertex[i, r]
+                if v >= lo and v < hi:
+                    if not loaded:
+                        for k in range(c):
+                            val[k] = values[k, i]
+                        loaded = True
+                    w = weights[i, r]
+                    for k in range(c):
+                        buf[v + 1, k] += w * val[k]
+
+
+@numba.njit(cache=True, parallel=True)
+def _blur_axis(old, new, neighbours, j, half):
+    """``new[v+1] = old[v+1] + half (old[n1+1] + old[n2+1])`` along axis j, parallel over vertex blocks."""
     m = neighbours.shape[1]
-    for g in numba.prange((c + width - 1) // width):
-        k0 = g * width
-        kw = min(c, k0 + width) - k0
-        x = np.empty((m + 1, kw), values.dtype)
-        y = np.empty((m + 1, kw), values.dtype)
-        _splat_group(values, k0, vertex, weights, x)
-        _slice_group(_blur_group(x, y, neighbours, reverse), k0, vertex, weights, alpha, out)
-
-
-def _group_width(channels):
-    """Channels per task: the channels split evenly over the numba threads."""
-    groups = max(1, min(channels, numba.get_num_threads()))
-    return -(-channels // groups)
+    c = old.shape[1]
+    for k in range(c):
+        new[0, k] = 0
+    for b in numba.prange((m + _BLOCK - 1) // _BLOCK):
+        for v in range(b * _BLOCK, min(m, (b + 1) * _BLOCK)):
+            n1 = neighbours[j, v, 0] + 1
+            n2 = neighbours[j, v, 1] + 1
+            for k in range(c):
+                new[v + 1, k] = old[v + 1, k] + half * (old[n1, k] + old[n2, k])
 
 
 @numba.njit(cache=True, parallel=True)
-def _splat_groups(values, vertex, weights, bufs):
-    for g in numba.prange(bufs.shape[0]):
-        _splat_group(values, g * bufs.shape[2], vertex, weights, bufs[g])
+def _slice(buf, vertex, weights, alpha, out):
+    """``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]`` (r in order), parallel over pixel blocks."""
+    n, d1 = vertex.shape
+    c = buf.shape[1]
+    for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
+        acc = np.empty(c, buf.dtype)
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            for k in range(c):
+                acc[k] = 0
+            for r in range(d1):
+                wa = weights[i, r] * alpha
+                row = vertex[i, r] + 1
+                for k in range(c):
+                    acc[k] += wa * buf[row, k]
+            for k in range(c):
+                out[k, i] = acc[k]
 
 
-@numba.njit(cache=True, parallel=True)
-def _blur_groups(bufs, scratch, neighbours, reverse):
-    for g in numba.prange(bufs.shape[0]):
-        res = _blur_group(bufs[g], scratch[g], neighbours, reverse)
-        if neighbours.shape[0] % 2 == 1:
-            bufs[g, :, :] = res
-
-
-@numba.njit(cache=True, parallel=True)
-def _slice_groups(bufs, vertex, weights, alpha, out):
-    for g in numba.prange(bufs.shape[0]):
-        _slice_group(bufs[g], g * bufs.shape[2], vertex, weights, alpha, out)
+def _splat_bounds(lattice, tasks):
+    """Vertex bounds (tasks+1,) int64 giving each splat task about the same number of entries."""
+    cumulative = lattice["entries"]
+    cuts = np.searchsorted(cumulative, cumulative[-1] * np.arange(1, tasks) / tasks)
+    return np.concatenate(([0], cuts, [cumulative.shape[0]])).astype(np.int64)
 
 
 def splat(values, lattice):
-    """``V = S x`` for (C, N) values, as a stage on its own (timing, tests).
-
-    Returns
-    -------
-    ndarray, (G, M+1, C/G)
-        One buffer per channel group (row 0 zero); G divides C (G = 1 when the threads do not).
-    """
-    c = values.shape[0]
-    width = _group_width(c)
-    if c % width:
-        width = c
-    bufs = np.empty((c // width, lattice["num_vertices"] + 1, width), values.dtype)
-    _splat_groups(values, lattice["vertex"], lattice["weights"], bufs)
-    return bufs
+    """``V = S x`` for (C, N) values; returns the (M+1, C) buffer (row 0 zero)."""
+    buf = np.empty((lattice["num_vertices"] + 1, values.shape[0]), values.dtype)
+    _splat(values, lattice["vertex"], lattice["weights"], _splat_bounds(lattice, numba.get_num_threads()), buf)
+    return buf
 
 
-def blur(bufs, lattice, reverse=False):
-    """``V <- B_j V`` for j = 0..d (d..0 when ``reverse``), in place on :func:`splat`'s buffers."""
-    _blur_groups(bufs, np.empty_like(bufs), lattice["neighbours"], bool(reverse))
-    return bufs
+def blur(buf, lattice, reverse=False, scratch=None):
+    """``V <- B_j V`` for j = 0..d (d..0 when ``reverse``); returns the blurred buffer (may be ``scratch``
+    or ``buf``, both are overwritten)."""
+    neighbours = lattice["neighbours"]
+    d1 = neighbours.shape[0]
+    other = np.empty_like(buf) if scratch is None else scratch
+    half = buf.dtype.type(0.5)
+    for j in (range(d1 - 1, -1, -1) if reverse else range(d1)):
+        _blur_axis(buf, other, neighbours, j, half)
+        buf, other = other, buf
+    return buf
 
 
-def slice_(bufs, lattice):
-    """``y = alpha S^T V`` from :func:`splat`'s buffers; returns (C, N)."""
+def slice_(buf, lattice):
+    """``y = alpha S^T V``; returns (C, N) in the buffer's dtype."""
     n, d1 = lattice["vertex"].shape
-    g, _, width = bufs.shape
-    out = np.empty((g * width, n), bufs.dtype)
-    _slice_groups(bufs, lattice["vertex"], lattice["weights"], bufs.dtype.type(slice_factor(d1 - 1)), out)
+    out = np.empty((buf.shape[1], n), buf.dtype)
+    _slice(buf, lattice["vertex"], lattice["weights"], buf.dtype.type(slice_factor(d1 - 1)), out)
     return out
 
 
 def filter_(values, lattice, reverse=False):
-    """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values: splat, blur
-    and slice fused, one task per channel group."""
-    c, n = values.shape
-    d1 = lattice["vertex"].shape[1]
-    out = np.empty((c, n), values.dtype)
-    _filter(values, _group_width(c), lattice["neighbours"], lattice["vertex"], lattice["weights"],
-            values.dtype.type(slice_factor(d1 - 1)), bool(reverse), out)
-    return out
+    """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values."""
+    return slice_(blur(splat(values, lattice), lattice, reverse), lattice)
 
 
 class CpuLattice:
