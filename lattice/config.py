@@ -8,9 +8,10 @@
     compile-time size. The CPU and reference backends have no limit.
 ``CPU_MIN_CHUNK``
     Fewest points per chunk of the parallel CPU build (smaller lattices are built by one thread).
-
-The CPU filter needs no setting: it runs one task per channel group, one group per numba thread.
+``CPU_BLOCK``
+    Vertices (blur) or pixels (slice) per work item of the parallel CPU filter loops.
 """
 THREADS_PER_BLOCK = 128
 MAX_DIM = 16
 CPU_MIN_CHUNK = 4096
+CPU_BLOCK = 2048

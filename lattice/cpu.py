@@ -39,7 +39,7 @@ import math
 import numba
 import numpy as np
 
-from .config import CPU_MIN_CHUNK
+from .config import CPU_BLOCK, CPU_MIN_CHUNK
 from .reference import scale_factors, slice_factor
 
 __all__ = ["CpuLattice", "build", "build_from_simplices", "filter_", "splat", "blur", "slice_",
@@ -534,7 +534,7 @@ def build_from_simplices(rem0, rank, weights):
 # * blur: one region per axis, parallel over blocks of vertices;
 # * slice: parallel over blocks of pixels.
 
-_BLOCK = 2048
+_BLOCK = CPU_BLOCK
 
 
 @numba.njit(cache=True, parallel=True)
