@@ -7,7 +7,7 @@ Shapes (``axis`` = channel axis, default 1; dims before it are batch-like, dims 
 
 Per image and group ``g`` (``K_g = (C/G)*prod(k)``, ``P = prod(out)``)::
 
-    forward           Y_g[O/G, P]   = W_g[O/G, K_g] @ im2col(x)_g[K_g, P]          (+ b[o] on every position)
+    forward           Y_g[O/G, P]   = W_g[O/G, K_g] @ im2col(x)_g[K_g, P]          (+ b[o], band by band)
     backward, data    dx            = col2im( W_g^T @ dY_g )                       (overwritten)
     backward, weight  dW_g         += dY_g @ im2col(x)_g^T                          (accumulated)
     backward, bias    db[o]        += sum over images and positions of dY[o]       (accumulated)
@@ -91,7 +91,8 @@ class ConvGeometry:
         self.Kg = self.K // group
         self.Og = out_channels // group
         self.P = int(np.prod(self.out2, dtype=np.int64))
-        if self.nd:
+        if self.nd or self.is_1x1:
+            # no column buffer (1x1: the image itself), so one band whatever the size
             self.bands = [(0, self.out2[0])]
             self._index = None if self.is_1x1 else nd_gather_index(
                 self.C, self.in2, self.kernel, self.pad, self.stride, self.dilation)
@@ -121,22 +122,29 @@ class ConvGeometry:
         return slice(row0 * w, row1 * w)
 
     # -- the three products -----------------------------------------------------------------------------
-    def forward(self, x, w2, y):
-        """``y = W @ im2col(x)`` per group.
+    def forward(self, x, w2, y, bias=None):
+        """``y = W @ im2col(x)`` per group (``+ bias[o]`` on every position when given).
+
+        The bias is added band by band, right after the band's GEMM, while that band of ``y`` is still in
+        cache.
 
         Parameters
         ----------
         x : ndarray, shape (C, *in)
         w2 : ndarray, shape (O, K/G)
         y : ndarray, shape (O, *out), overwritten (C-contiguous)
+        bias : ndarray, shape (O,), optional
         """
         y2 = y.reshape(self.O, self.P)
+        b2 = None if bias is None else bias.reshape(self.O, 1)
         for row0, row1 in self.bands:
             col = self._im2col(x, row0, row1)
             cols = self._columns(row0, row1)
             for g in range(self.G):
                 np.matmul(w2[g * self.Og:(g + 1) * self.Og], col[g * self.Kg:(g + 1) * self.Kg],
                           out=y2[g * self.Og:(g + 1) * self.Og, cols])
+            if b2 is not None:
+                y2[:, cols] += b2
 
     def backward_data(self, dy, w2, dx):
         """``dx = col2im(W^T @ dy)`` per group (``dx`` overwritten).
@@ -358,9 +366,9 @@ class ConvolutionLayer(BaseConvolution):
         for b, t in zip(bottom, top):
             x = self._images(b, self.channels, self.in_spatial)
             y = self._images(t, self.num_output, self.out_spatial)
+            bias = self.blobs[1].data if self.bias_term else None
             for n in range(self.num):
-                geo.forward(x[n], w2, y[n])
-            self._add_bias(t)
+                geo.forward(x[n], w2, y[n], bias)
 
     def backward_cpu(self, top, propagate_down, bottom):
         geo, w2 = self._geometry, self._weight2d()

@@ -15,7 +15,9 @@ of output rows ``[row0, row1)`` so a caller can bound the buffer size.
 Three implementations:
 
 * :func:`im2col_2d` / :func:`col2im_2d`: ``numba.njit(cache=True)`` kernels, run in parallel (``prange``)
-  from :data:`PARALLEL_MIN_WORK` elements on (the fast path);
+  from :data:`PARALLEL_MIN_WORK` elements on (the fast path); stride 1 and dilation 1 (most layers of
+  VGG/FCN nets) take a kernel of row-slice copies split over (channel, kernel row, output row) triples,
+  a finer parallel split than one task per column row;
 * :func:`im2col_nd` / :func:`col2im_nd`: any number of spatial axes, vectorised NumPy through a gather index
   (used for 3-D and more, and when ``force_nd_im2col`` is set);
 * :func:`im2col_reference`: explicit loops over ``(row, column)``, readable and slow, for tests.
@@ -128,6 +130,47 @@ def _col2im_2d_parallel(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, 
         _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x)
 
 
+@numba.njit(cache=True)
+def _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col):
+    """Stride-1, dilation-1 im2col of one (channel, kernel row, output row) triple ``t`` as row-slice copies.
+
+    ``t = (c*kh + i)*nrows + oy``: the ``kw`` column rows ``r = (c*kh + i)*kw + j`` of output row ``oy``
+    of the band all copy from the same input row ``iy = row0 + oy - ph + i``.
+    """
+    H, W = x.shape[1], x.shape[2]
+    ci = t // nrows
+    oy = t - ci * nrows
+    c = ci // kh
+    i = ci - c * kh
+    iy = row0 + oy - ph + i
+    base = oy * out_w
+    for j in range(kw):
+        r = ci * kw + j
+        ix0 = j - pw
+        lo = max(0, -ix0)
+        hi = min(out_w, W - ix0)
+        if iy < 0 or iy >= H or hi <= lo:
+            col[r, base:base + out_w] = 0
+        else:
+            col[r, base:base + lo] = 0
+            col[r, base + lo:base + hi] = x[c, iy, ix0 + lo:ix0 + hi]
+            col[r, base + hi:base + out_w] = 0
+
+
+@numba.njit(cache=True)
+def _im2col_2d_s1_serial(x, kh, kw, ph, pw, row0, row1, out_w, col):
+    nrows = row1 - row0
+    for t in range(x.shape[0] * kh * nrows):
+        _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col)
+
+
+@numba.njit(cache=True, parallel=True)
+def _im2col_2d_s1_parallel(x, kh, kw, ph, pw, row0, row1, out_w, col):
+    nrows = row1 - row0
+    for t in numba.prange(x.shape[0] * kh * nrows):
+        _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col)
+
+
 def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
     """Column buffer of output rows ``rows = (row0, row1)`` of one 2-D image.
 
@@ -150,7 +193,12 @@ def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
     row0, row1 = rows if rows is not None else (0, out_hw[0])
     if col is None:
         col = np.empty((C * kernel[0] * kernel[1], (row1 - row0) * out_hw[1]), dtype=x.dtype)
-    kern = _im2col_2d_parallel if col.size >= PARALLEL_MIN_WORK else _im2col_2d_serial
+    parallel = col.size >= PARALLEL_MIN_WORK
+    if tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
+        kern = _im2col_2d_s1_parallel if parallel else _im2col_2d_s1_serial
+        kern(x, kernel[0], kernel[1], pad[0], pad[1], row0, row1, out_hw[1], col)
+        return col
+    kern = _im2col_2d_parallel if parallel else _im2col_2d_serial
     kern(x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
          row0, row1, out_hw[1], col)
     return col

@@ -82,6 +82,8 @@ def test_setup_shapes(fixture_bottoms):
                    "dilation: 2 dilation: 3", ((2, 1), (2, 1), (2, 3), 3)),
     ((1, 4, 7, 9), "num_output: 2 kernel_size: 3 kernel_size: 2 stride: 2 stride: 3 pad: 1 pad: 2 group: 2",
      ((2, 3), (1, 2), (1, 1), 2)),
+    ((2, 3, 7, 6), "num_output: 4 kernel_size: 3 pad: 1", ((1, 1), (1, 1), (1, 1), 1)),
+    ((1, 4, 5, 6), "num_output: 4 kernel_h: 2 kernel_w: 3 pad_h: 3 pad_w: 0 group: 2", ((1, 1), (3, 0), (1, 1), 2)),
 ])
 def test_forward_matches_naive_reference(rng, dtype, tol, shape, params, geom):
     x = rng.standard_normal(shape)
@@ -150,9 +152,10 @@ def test_nd_im2col_against_2d(rng):
         np.testing.assert_allclose(a, b, atol=1e-10)
 
 
-def test_banded_column_buffer_matches_whole(rng, monkeypatch):
+@pytest.mark.parametrize("params", ["num_output: 6 kernel_size: 3 pad: 2 stride: 2 dilation: 2 group: 2",
+                                    "num_output: 6 kernel_size: 3 pad: 2 group: 2"])
+def test_banded_column_buffer_matches_whole(rng, monkeypatch, params):
     x = rng.standard_normal((2, 4, 13, 11))
-    params = "num_output: 6 kernel_size: 3 pad: 2 stride: 2 dilation: 2 group: 2"
     whole = conv_layer(params, [x])
     monkeypatch.setattr(conv_module, "COL_BUFFER_BYTES", 2 * 18 * 6 * 8)
     banded = conv_layer(params, [x])
@@ -162,6 +165,34 @@ def test_banded_column_buffer_matches_whole(rng, monkeypatch):
     dy = rng.standard_normal(whole[2][0].shape)
     for a, b in zip(_forward_backward(*whole, dy), _forward_backward(*banded, dy)):
         np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_banded_forward_matches_naive_reference(rng, monkeypatch):
+    """Stride-1 kernel and the per-band bias, with bands of 2 output rows."""
+    x = rng.standard_normal((2, 3, 9, 8))
+    monkeypatch.setattr(conv_module, "COL_BUFFER_BYTES", 2 * 27 * 8 * 8)
+    layer, bottom, top = conv_layer("num_output: 5 kernel_size: 3 pad: 1", [x])
+    assert len(layer._geometry.bands) == 5
+    layer.forward(bottom, top)
+    ref = naive_conv(x, layer.blobs[0].data, layer.blobs[1].data, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(top[0].data, ref, atol=1e-12)
+
+
+def test_1x1_convolution_larger_than_the_column_buffer(rng, monkeypatch):
+    """A 1x1 convolution reads the image in place: one band, whatever COL_BUFFER_BYTES says."""
+    x = rng.standard_normal((2, 6, 10, 7))
+    monkeypatch.setattr(conv_module, "COL_BUFFER_BYTES", 6 * 7 * 8)
+    layer, bottom, top = conv_layer("num_output: 3 kernel_size: 1", [x])
+    layer.forward(bottom, top)
+    ref = (np.einsum("nchw,oc->nohw", x, layer.blobs[0].data[:, :, 0, 0])
+           + layer.blobs[1].data.reshape(1, -1, 1, 1))
+    np.testing.assert_allclose(top[0].data, ref, atol=1e-12)
+    dy = rng.standard_normal(top[0].shape)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff, np.einsum("nohw,oc->nchw", dy, layer.blobs[0].data[:, :, 0, 0]),
+                               atol=1e-12)
+    np.testing.assert_allclose(layer.blobs[0].diff[:, :, 0, 0], np.einsum("nohw,nchw->oc", dy, x), atol=1e-12)
 
 
 def test_sobel_separable(rng):

@@ -42,6 +42,10 @@ GEOMETRIES = [
     ((2, 7, 8), (3, 2), (1, 2), (2, 1), (1, 2)),
     ((1, 5, 5), (4, 4), (3, 3), (3, 2), (1, 1)),
     ((8, 40, 36), (3, 3), (1, 1), (1, 1), (1, 1)),
+    # stride 1, dilation 1: the row-slice kernel (padding wider than the kernel, as FCN's conv1_1 pad 100)
+    ((2, 5, 6), (3, 3), (4, 4), (1, 1), (1, 1)),
+    ((3, 4, 7), (2, 5), (0, 2), (1, 1), (1, 1)),
+    ((8, 30, 33), (5, 2), (3, 0), (1, 1), (1, 1)),
 ]
 
 
@@ -60,9 +64,11 @@ def test_kernels_match_loop_reference(rng, dtype, shape, kernel, pad, stride, di
 
 
 def test_geometries_include_the_parallel_kernels():
-    shape, kernel, pad, stride, dilation = GEOMETRIES[-1]
-    out = conv_out_shape(shape[1:], kernel, pad, stride, dilation)
-    assert shape[0] * kernel[0] * kernel[1] * out[0] * out[1] >= PARALLEL_MIN_WORK
+    """The stride-1 kernel's parallel driver runs above (its serial one on the small geometries)."""
+    for shape, kernel, pad, stride, dilation in (GEOMETRIES[4], GEOMETRIES[-1]):
+        assert stride == dilation == (1, 1)
+        out = conv_out_shape(shape[1:], kernel, pad, stride, dilation)
+        assert shape[0] * kernel[0] * kernel[1] * out[0] * out[1] >= PARALLEL_MIN_WORK
 
 
 @pytest.mark.parametrize("shape,kernel,pad,stride,dilation", GEOMETRIES)
@@ -91,3 +97,17 @@ def test_nd_3d_matches_loop_reference(rng):
     ref = im2col_reference(x, *geom)
     assert ref.shape == (2 * 12, 3 * 4 * 3)
     np.testing.assert_array_equal(im2col_nd(x, *geom), ref)
+
+
+@pytest.mark.parametrize("stride,dilation", [((1, 1), (1, 1)), ((2, 1), (1, 1)), ((1, 1), (1, 2))])
+def test_parallel_kernels_match_loop_reference(rng, stride, dilation):
+    x = rng.standard_normal((16, 37, 29)).astype(np.float32)
+    kernel, pad = (3, 4), (2, 1)
+    out = conv_out_shape(x.shape[1:], kernel, pad, stride, dilation)
+    assert 16 * 12 * out[0] * out[1] >= PARALLEL_MIN_WORK
+    ref = im2col_reference(x, kernel, pad, stride, dilation)
+    np.testing.assert_array_equal(im2col_2d(x, kernel, pad, stride, dilation, out), ref)
+    half = out[0] // 2
+    col = np.full((16 * 12, (out[0] - half) * out[1]), np.nan, np.float32)
+    im2col_2d(x, kernel, pad, stride, dilation, out, rows=(half, out[0]), col=col)
+    np.testing.assert_array_equal(col, ref[:, half * out[1]:])
