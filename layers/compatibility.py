@@ -40,6 +40,10 @@ def parse_diagonal(text, size, where=""):
     return np.asarray(values[:size], dtype=np.float64)
 
 
+#: Pixels per block of the weight-gradient products (:func:`accumulate_weight_diff`).
+WEIGHT_DIFF_BLOCK = 1024
+
+
 def apply_compatibility(weight, bottom, top):
     """``top[n] = weight · bottom[n]`` per image, as C' x C by C x (H·W) matrix products written into ``top``.
 
@@ -75,8 +79,15 @@ def accumulate_weight_diff(top_diff, bottom, weight_diff):
     """
     n, c = bottom.shape[:2]
     pixels = int(np.prod(bottom.shape[2:], dtype=np.int64))
+    part = np.empty(weight_diff.shape, weight_diff.dtype)
     for i in range(n):
-        weight_diff += np.matmul(top_diff[i].reshape(-1, pixels), bottom[i].reshape(c, pixels).T)
+        dy = top_diff[i].reshape(-1, pixels)
+        x = bottom[i].reshape(c, pixels)
+        # blocks of pixels: a C' x C product over a very long inner dimension runs far slower in one
+        # multithreaded GEMM call than as a sum of small (cache-resident, single-threaded) ones
+        for p0 in range(0, pixels, WEIGHT_DIFF_BLOCK):
+            np.matmul(dy[:, p0:p0 + WEIGHT_DIFF_BLOCK], x[:, p0:p0 + WEIGHT_DIFF_BLOCK].T, out=part)
+            weight_diff += part
 
 
 @register_layer("Compatibility")

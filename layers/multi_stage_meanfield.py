@@ -33,12 +33,17 @@ Speed: the three steps Compatibility (W_s), Compatibility (W_b) and Eltwise SUM 
 product, ``M_t = [W_s W_b] · [S_t; B_t]`` (:func:`compatibility.apply_compatibility`, the Compatibility
 layer's own per-image GEMM, with the block form of the same sum): the two filters write S_t and B_t into
 the two halves of one (N, 2C, H, W) array, so the product reads them in place and ``spatial_w`` /
-``bilateral_w`` are never materialised (their diffs still are, in the backward, by the step layers).
+``bilateral_w`` are never materialised. The backward of the three is likewise one product each way,
+``∂[S_t; B_t] = [W_s W_b]ᵀ ∂M_t`` and ``∂[W_s W_b] += ∂M_t [S_t; B_t]ᵀ``
+(:func:`compatibility.accumulate_weight_diff`). A blob read by two steps (the unary, each P_t) gets the
+second reader's diff in a reused scratch array, then added. The image is hashed once per forward
+(:meth:`LatticeCache.pinned`), not by each of the 2T filters.
 
 Memory: one lattice cache per layer (the spatial lattice per H×W, one bilateral lattice per image per
 forward, shared by all 2T filter calls and the backward). In TEST phase (``keep_buffers`` False) the
 forward keeps no per-iteration blobs: every iteration reuses three C×H×W buffers (P_t and the stacked
-S_t, B_t) and writes its logits into the top; a backward requested afterwards (``force_backward``) first re-runs the forward keeping them.
+S_t, B_t) and writes its logits into the top; a backward requested afterwards (``force_backward``) first
+re-runs the forward keeping them.
 """
 import copy
 

@@ -161,9 +161,12 @@ def test_compatibility_forward_naive(rng):
 
 
 
-def test_stacked_product_and_weight_diff_naive(rng):
-    """[W_s W_b]·[S; B] = W_s S + W_b B per image, and the accumulated weight gradient, by explicit loops."""
+def test_stacked_product_and_weight_diff_naive(rng, monkeypatch):
+    """[W_s W_b]·[S; B] = W_s S + W_b B per image, and the accumulated weight gradient (summed over pixel
+    blocks of 3, so that several blocks and a ragged last one are exercised), by explicit loops."""
+    from crfrnn_np.layers import compatibility
     from crfrnn_np.layers.compatibility import accumulate_weight_diff, apply_compatibility
+    monkeypatch.setattr(compatibility, "WEIGHT_DIFF_BLOCK", 3)
     n, c, h, w = 2, 3, 4, 5
     stack = rng.standard_normal((n, 2 * c, h, w))
     w_s, w_b = rng.standard_normal((c, c)), rng.standard_normal((c, c))
