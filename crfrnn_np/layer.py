@@ -207,3 +207,15 @@ class Layer:
 
     def __repr__(self):
         return "<%s layer '%s'>" % (self.type, self.name)
+
+
+class NeuronLayer(Layer):
+    """Base of the element-wise layers (Caffe's ``NeuronLayer``): one bottom, one top of the same shape,
+    possibly in place (top is bottom)."""
+
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(bottom[0].shape)

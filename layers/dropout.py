@@ -15,11 +15,11 @@ The phase is the layer's own (``layer_param.phase`` if set, else the net's). In-
 import numpy as np
 
 from crfrnn_np import random as crfrnn_random
-from crfrnn_np.layer import Layer, register_layer
+from crfrnn_np.layer import NeuronLayer, register_layer
 
 
 @register_layer("Dropout")
-class DropoutLayer(Layer):
+class DropoutLayer(NeuronLayer):
     """Inverted dropout. Bottom and top: any shape, the same.
 
     Attributes
@@ -28,9 +28,6 @@ class DropoutLayer(Layer):
         The keep mask of the last TRAIN forward (bottom's shape).
     """
 
-    exact_num_bottom = 1
-    exact_num_top = 1
-
     def layer_setup(self, bottom, top):
         self.ratio = float(self.layer_param.dropout_param.dropout_ratio)
         if not 0.0 < self.ratio < 1.0:
@@ -38,10 +35,6 @@ class DropoutLayer(Layer):
                              field="dropout_param")
         self.scale = 1.0 / (1.0 - self.ratio)
         self.mask = None
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data

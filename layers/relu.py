@@ -14,22 +14,15 @@ sign of the input whenever ``negative_slope >= 0``, so the mask is the same.
 """
 import numpy as np
 
-from crfrnn_np.layer import Layer, register_layer
+from crfrnn_np.layer import NeuronLayer, register_layer
 
 
 @register_layer("ReLU")
-class ReLULayer(Layer):
+class ReLULayer(NeuronLayer):
     """Rectified linear unit; in-place safe. Bottom and top: any shape, the same."""
-
-    exact_num_bottom = 1
-    exact_num_top = 1
 
     def layer_setup(self, bottom, top):
         self.negative_slope = float(self.layer_param.relu_param.negative_slope)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward_cpu(self, bottom, top):
         x = bottom[0].data

@@ -10,19 +10,12 @@ Backward (from the output, so in-place use is safe)::
 """
 import numpy as np
 
-from crfrnn_np.layer import Layer, register_layer
+from crfrnn_np.layer import NeuronLayer, register_layer
 
 
 @register_layer("Sigmoid")
-class SigmoidLayer(Layer):
+class SigmoidLayer(NeuronLayer):
     """Logistic sigmoid; in-place safe. Bottom and top: any shape, the same."""
-
-    exact_num_bottom = 1
-    exact_num_top = 1
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward_cpu(self, bottom, top):
         half = self.dtype.type(0.5)
