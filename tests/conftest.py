@@ -3,6 +3,7 @@
 Anchors (real files no one here wrote) are found through ``CRFRNN_ANCHORS`` or ``../shared/anchors``. Where
 they are absent, tests that need them skip with that reason, except under ``CI=true`` where absence fails.
 """
+import gzip
 import os
 import pathlib
 
@@ -44,3 +45,13 @@ def anchor():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1701)
+
+
+@pytest.fixture(scope="session")
+def mnist_test_set():
+    """The 10,000 MNIST test images (uint8, (10000, 1, 28, 28)) and labels from the LeNet anchor."""
+    with gzip.open(need_anchor("caffe_lenet", "mnist", "t10k-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    with gzip.open(need_anchor("caffe_lenet", "mnist", "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8)
+    return images, labels

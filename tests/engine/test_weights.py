@@ -1,6 +1,5 @@
 """Weights from real Caffe files: the published LeNet on the MNIST test set, the CIFAR-10 quick model in
 binaryproto, HDF5 and legacy V1 formats (spec caffe.md §7), and round trips through our own writers."""
-import gzip
 import os
 
 import numpy as np
@@ -17,16 +16,8 @@ LENET_FIRST_ERRORS = [151, 247, 340, 445, 449, 582, 659, 684, 720, 947, 1014, 10
                       1247, 1299, 1319, 1393]
 
 
-def load_mnist(anchor):
-    with gzip.open(anchor("caffe_lenet", "mnist", "t10k-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(anchor("caffe_lenet", "mnist", "t10k-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    return images, labels
-
-
-def test_lenet_full_mnist_test_set(anchor):
-    images, labels = load_mnist(anchor)
+def test_lenet_full_mnist_test_set(anchor, mnist_test_set):
+    images, labels = mnist_test_set
     assert images.shape == (10000, 1, 28, 28)
     net = cn.Net(anchor("caffe_lenet", "lenet.prototxt"), weights=anchor("caffe_lenet", "lenet_iter_10000.caffemodel"))
     w = net.params["conv1"][0].data

@@ -6,8 +6,6 @@ become ``HDF5Data`` layers reading part of the MNIST test set (bytes * 1/256, th
 solver keeps base_lr 0.01, momentum 0.9, weight_decay 0.0005 and the inv policy (gamma 1e-4, power 0.75);
 only max_iter (300 instead of 10000), the test schedule and snapshots are changed to keep the test short.
 """
-import gzip
-
 import h5py
 import numpy as np
 import pytest
@@ -18,16 +16,8 @@ from crfrnn_np.solver import get_solver
 N_TRAIN = 8000
 
 
-def load_mnist(anchor):
-    with gzip.open(anchor("caffe_lenet", "mnist", "t10k-images-idx3-ubyte.gz")) as f:
-        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
-    with gzip.open(anchor("caffe_lenet", "mnist", "t10k-labels-idx1-ubyte.gz")) as f:
-        labels = np.frombuffer(f.read(), np.uint8, offset=8)
-    return images, labels
-
-
-def lenet_with_hdf5(anchor, tmp_path):
-    images, labels = load_mnist(anchor)
+def lenet_with_hdf5(anchor, tmp_path, mnist):
+    images, labels = mnist
     for name, sl in (("train", slice(0, N_TRAIN)), ("test", slice(N_TRAIN, None))):
         with h5py.File(tmp_path / (name + ".h5"), "w") as f:
             f["data"] = images[sl].astype(np.float32) * np.float32(0.00390625)
@@ -50,11 +40,11 @@ def lenet_with_hdf5(anchor, tmp_path):
 
 
 @pytest.mark.slow
-def test_lenet_learns_from_scratch(anchor, tmp_path):
+def test_lenet_learns_from_scratch(anchor, tmp_path, mnist_test_set):
     solver_param = cn.proto.read_prototxt(str(anchor("caffe_lenet", "lenet_solver.prototxt")), "SolverParameter")
     assert (solver_param.base_lr, solver_param.lr_policy) == (np.float32(0.01), "inv")
     solver_param.clear("net")
-    solver_param.net_param = lenet_with_hdf5(anchor, tmp_path)
+    solver_param.net_param = lenet_with_hdf5(anchor, tmp_path, mnist_test_set)
     solver_param.max_iter = 300
     solver_param.test_iter = [20]                 # 20 x 100 = the 2000 held-out images
     solver_param.test_interval = 300
