@@ -4,9 +4,9 @@ r"""Permutohedral lattice filtering (Adams, Baek and Davis 2010) for the dense C
 
     from crfrnn_np.lattice import PermutohedralLattice, bilateral_features
     lat = PermutohedralLattice(bilateral_features(image, 160.0, 3.0), backend="cpu")
-    norm = 1.0 / (lat.filter(np.ones((1, n), np.float32)) + 1e-20)
-    msg = lat.filter(q) * norm                     # forward:  K q, q (C, N)
-    grad_q = lat.filter(top_diff * norm, reverse=True)   # backward: K^T g
+    norm = 1.0 / (lat.filter(np.ones((1, n), np.float32))[0] + 1e-20)
+    msg = lat.filter(q, scale=norm)                # forward:  diag(norm) K q, q (C, N)
+    grad_q = lat.filter(top_diff, reverse=True, scale=norm)   # backward: K^T diag(norm) g
 
 One build (embed, enclosing simplex, hash table, blur neighbours) serves every filter call; a filter is
 splat -> blur -> slice and costs O(N (d+1) C). ``reverse=True`` applies the exact transpose K^T (see
@@ -110,7 +110,7 @@ class PermutohedralLattice:
     def nbytes(self):
         return 0 if self._impl is None else self._impl.nbytes
 
-    def filter(self, values, reverse=False):
+    def filter(self, values, reverse=False, scale=None, out=None):
         """Filter value planes through the lattice.
 
         Parameters
@@ -120,10 +120,17 @@ class PermutohedralLattice:
             float64, float16 to float32. A 1-D array is one channel and gives a 1-D result.
         reverse : bool
             False: ``K x``; True: the transpose ``K^T x`` (blur axes in reverse order).
+        scale : array_like, (N,), optional
+            A per-pixel factor D = diag(scale), converted to the result dtype: the forward filter gives
+            ``D K x`` (every output pixel times its factor), the reverse one ``K^T D x`` (every input pixel
+            times its factor) -- the normalised filter and its transpose. Bit for bit the same as
+            multiplying separately; the ``"cpu"`` backend folds it into the slice (splat) pass.
+        out : ndarray, optional
+            C-contiguous array of the result's shape and dtype to write into; must not overlap ``values``.
 
         Returns
         -------
-        ndarray, same shape as ``values``, float32 or float64
+        ndarray, same shape as ``values``, float32 or float64 (``out`` when given)
         """
         arr = np.asarray(values)
         if arr.dtype.kind not in "biuf":
@@ -141,11 +148,39 @@ class PermutohedralLattice:
             raise ShapeError("lattice filter: values of shape %s do not match the lattice's N=%d points "
                              "(expected (C, %d))" % (np.shape(values), self.num_points, self.num_points))
         arr = np.ascontiguousarray(arr, dtype=dtype)
+        if scale is not None:
+            scale = np.asarray(scale)
+            if scale.shape != (self.num_points,) or scale.dtype.kind not in "biuf":
+                raise ShapeError("lattice filter: scale of shape %s and dtype %s must be a real (%d,) array"
+                                 % (scale.shape, scale.dtype, self.num_points))
+            scale = np.ascontiguousarray(scale, dtype=dtype)
+        target = None
+        if out is not None:
+            expected = (self.num_points,) if one_d else arr.shape
+            if (not isinstance(out, np.ndarray) or out.shape != expected or out.dtype != dtype
+                    or not out.flags.c_contiguous or not out.flags.writeable):
+                raise ShapeError("lattice filter: out must be a writeable C-contiguous %s array of shape %s"
+                                 % (np.dtype(dtype), expected))
+            if np.may_share_memory(out, arr):
+                raise ShapeError("lattice filter: out must not overlap the values")
+            target = out.reshape(arr.shape)
         if self._impl is None or arr.shape[0] == 0:
-            out = np.zeros(arr.shape, dtype=dtype)
+            result = np.zeros(arr.shape, dtype=dtype) if target is None else target
+            result[...] = 0
+        elif self.backend == "cpu":
+            result = self._impl.filter(arr, bool(reverse), scale, target)
         else:
-            out = self._impl.filter(arr, bool(reverse))
-        return out[0] if one_d else out
+            if scale is not None and reverse:
+                arr = arr * scale
+            result = self._impl.filter(arr, bool(reverse))
+            if scale is not None and not reverse:
+                result = np.multiply(result, scale, out=result)
+            if target is not None:
+                target[...] = result
+                result = target
+        if out is not None:
+            return out
+        return result[0] if one_d else result
 
     def __repr__(self):
         return "PermutohedralLattice(N=%d, d=%d, M=%d, backend=%r)" % (

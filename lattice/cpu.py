@@ -538,11 +538,12 @@ _BLOCK = CPU_BLOCK
 
 
 @numba.njit(cache=True, parallel=True)
-def _splat(values, vertex, weights, bounds, buf):
-    """``buf[v+1, k] = sum_i w_iv values[k, i]`` (pixel order), ``buf[0] = 0``; task t owns rows
-    ``bounds[t]+1 : bounds[t+1]+1``."""
+def _splat(values, scale, vertex, weights, bounds, buf):
+    """``buf[v+1, k] = sum_i w_iv (values[k, i] scale[i])`` (pixel order; no ``scale`` factor when
+    ``scale`` is empty), ``buf[0] = 0``; task t owns rows ``bounds[t]+1 : bounds[t+1]+1``."""
     n, d1 = vertex.shape
     c = values.shape[0]
+    scaled = scale.shape[0] > 0
     for t in numba.prange(bounds.shape[0] - 1):
         lo = bounds[t]
         hi = bounds[t + 1]
@@ -556,8 +557,13 @@ def _splat(values, vertex, weights, bounds, buf):
                 v = vertex[i, r]
                 if v >= lo and v < hi:
                     if not loaded:
-                        for k in range(c):
-                            val[k] = values[k, i]
+                        if scaled:
+                            s = scale[i]
+                            for k in range(c):
+                                val[k] = values[k, i] * s
+                        else:
+                            for k in range(c):
+                                val[k] = values[k, i]
                         loaded = True
                     w = weights[i, r]
                     for k in range(c):
@@ -580,10 +586,12 @@ def _blur_axis(old, new, neighbours, j, half):
 
 
 @numba.njit(cache=True, parallel=True)
-def _slice(buf, vertex, weights, alpha, out):
-    """``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]`` (r in order), parallel over pixel blocks."""
+def _slice(buf, vertex, weights, alpha, scale, out):
+    """``out[k, i] = (sum_r (alpha w_ir) buf[vertex_ir + 1, k]) scale[i]`` (r in order; no ``scale``
+    factor when ``scale`` is empty), parallel over pixel blocks."""
     n, d1 = vertex.shape
     c = buf.shape[1]
+    scaled = scale.shape[0] > 0
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         acc = np.empty(c, buf.dtype)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
@@ -594,8 +602,13 @@ def _slice(buf, vertex, weights, alpha, out):
                 row = vertex[i, r] + 1
                 for k in range(c):
                     acc[k] += wa * buf[row, k]
-            for k in range(c):
-                out[k, i] = acc[k]
+            if scaled:
+                s = scale[i]
+                for k in range(c):
+                    out[k, i] = acc[k] * s
+            else:
+                for k in range(c):
+                    out[k, i] = acc[k]
 
 
 def _splat_bounds(lattice, tasks):
@@ -605,10 +618,17 @@ def _splat_bounds(lattice, tasks):
     return np.concatenate(([0], cuts, [cumulative.shape[0]])).astype(np.int64)
 
 
-def splat(values, lattice):
-    """``V = S x`` for (C, N) values; returns the (M+1, C) buffer (row 0 zero)."""
+def _no_scale(dtype):
+    """The empty scale array that means "no per-pixel factor" to :func:`_splat` and :func:`_slice`."""
+    return np.empty(0, dtype)
+
+
+def splat(values, lattice, scale=None):
+    """``V = S (x diag(scale))`` for (C, N) values (``scale`` (N,) in the values' dtype, or None); returns
+    the (M+1, C) buffer (row 0 zero)."""
     buf = np.empty((lattice["num_vertices"] + 1, values.shape[0]), values.dtype)
-    _splat(values, lattice["vertex"], lattice["weights"], _splat_bounds(lattice, numba.get_num_threads()), buf)
+    _splat(values, _no_scale(values.dtype) if scale is None else scale, lattice["vertex"], lattice["weights"],
+           _splat_bounds(lattice, numba.get_num_threads()), buf)
     return buf
 
 
@@ -625,17 +645,28 @@ def blur(buf, lattice, reverse=False, scratch=None):
     return buf
 
 
-def slice_(buf, lattice):
-    """``y = alpha S^T V``; returns (C, N) in the buffer's dtype."""
+def slice_(buf, lattice, scale=None, out=None):
+    """``y = (alpha S^T V) diag(scale)`` (``scale`` (N,) in the buffer's dtype, or None); returns (C, N) in
+    the buffer's dtype, written into ``out`` when given (C-contiguous)."""
     n, d1 = lattice["vertex"].shape
-    out = np.empty((buf.shape[1], n), buf.dtype)
-    _slice(buf, lattice["vertex"], lattice["weights"], buf.dtype.type(slice_factor(d1 - 1)), out)
+    if out is None:
+        out = np.empty((buf.shape[1], n), buf.dtype)
+    _slice(buf, lattice["vertex"], lattice["weights"], buf.dtype.type(slice_factor(d1 - 1)),
+           _no_scale(buf.dtype) if scale is None else scale, out)
     return out
 
 
-def filter_(values, lattice, reverse=False):
-    """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values."""
-    return slice_(blur(splat(values, lattice), lattice, reverse), lattice)
+def filter_(values, lattice, reverse=False, scale=None, out=None):
+    """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values.
+
+    With ``scale`` (N,) of the values' dtype, the forward filter returns ``diag(scale) K x`` (each output
+    pixel times its factor, in the slice) and the reverse one ``K^T diag(scale) x`` (each input pixel
+    times its factor, in the splat): bit for bit the separate NumPy multiplications. ``out`` (C, N),
+    C-contiguous, receives the result (it may not be ``values``).
+    """
+    if reverse:
+        return slice_(blur(splat(values, lattice, scale), lattice, True), lattice, None, out)
+    return slice_(blur(splat(values, lattice), lattice, False), lattice, scale, out)
 
 
 class CpuLattice:
@@ -650,9 +681,10 @@ class CpuLattice:
         self.arrays = build(features)
         self.num_vertices = self.arrays["num_vertices"]
 
-    def filter(self, values, reverse=False):
-        """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values."""
-        return filter_(values, self.arrays, reverse)
+    def filter(self, values, reverse=False, scale=None, out=None):
+        """``K x`` (``K^T x`` when ``reverse``) for C-contiguous (C, N) float32/float64 values; ``scale`` and
+        ``out`` as in :func:`filter_`."""
+        return filter_(values, self.arrays, reverse, scale, out)
 
     @property
     def nbytes(self):

@@ -13,7 +13,8 @@ where K_n is the permutohedral lattice filter (an approximate Gaussian, Adams et
 * ``kernel: BILATERAL``: f(p) = (x/θα, y/θα, I0/θβ, I1/θβ, I2/θβ)  (d = 5; one lattice per image)
 
 with x the column and y the row of pixel p. The norm multiplies every class plane after filtering
-(densecrf's NORMALIZE_AFTER).
+(densecrf's NORMALIZE_AFTER); the lattice does that multiplication in its slice pass
+(``filter(..., scale=norm)``), and the backward's in its splat pass.
 
 Backward: the top is linear in P, top = D K P with D = diag(norm), so ``∂P = Kᵀ D ∂top``: multiply the
 diff by the norm, then filter with ``reverse=True``. Why that is Kᵀ: the lattice filter is
@@ -137,6 +138,15 @@ def _planes(image, c, pixels):
     return image.reshape(c, pixels)
 
 
+def _filter_into(lattice, planes, norm, reverse, out):
+    """``out = diag(norm) K planes`` (``K^T diag(norm) planes`` when ``reverse``), (C, H*W); ``out`` may be
+    ``planes`` itself (in-place layers)."""
+    if np.may_share_memory(planes, out):
+        out[...] = lattice.filter(planes, reverse=reverse, scale=norm)
+    else:
+        lattice.filter(planes, reverse=reverse, scale=norm, out=out)
+
+
 #: Lattices shared by the filter layers of a net that get no cache of their own (unrolled nets).
 _SHARED_CACHES = {}
 
@@ -211,10 +221,10 @@ class PermutohedralFilterLayer(Layer):
         n, c, h, w = values.shape
         self._lattices = self.lattices(image)
         for i, (lattice, norm) in enumerate(self._lattices):
-            # message passing (lattice filter), then normalisation, written into the top (which may be a
-            # view whose images are contiguous, such as one half of MultiStageMeanfield's stacked buffer)
-            filtered = lattice.filter(values.data[i].reshape(c, h * w))
-            np.multiply(filtered, norm, out=_planes(top[0].data[i], c, h * w))
+            # message passing (lattice filter) and normalisation (folded into the filter's slice), written
+            # into the top (which may be a view whose images are contiguous, such as one half of
+            # MultiStageMeanfield's stacked buffer)
+            _filter_into(lattice, values.data[i].reshape(c, h * w), norm, False, _planes(top[0].data[i], c, h * w))
 
     def backward_cpu(self, top, propagate_down, bottom):
         if len(propagate_down) > 1 and propagate_down[1]:
@@ -227,9 +237,7 @@ class PermutohedralFilterLayer(Layer):
         lattices = self._lattices if len(self._lattices) == n else self.lattices(image)
         for i, (lattice, norm) in enumerate(lattices):
             # through the normalisation (D is diagonal), then the transposed filter Kᵀ = reverse blur order
-            planes = _planes(values.diff[i], c, h * w)
-            np.multiply(top[0].diff[i].reshape(c, h * w), norm, out=planes)
-            planes[...] = lattice.filter(planes, reverse=True)
+            _filter_into(lattice, top[0].diff[i].reshape(c, h * w), norm, True, _planes(values.diff[i], c, h * w))
 
     def allow_force_backward(self, bottom_index):
         return bottom_index == 0

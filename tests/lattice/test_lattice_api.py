@@ -106,3 +106,35 @@ def test_bilateral_features_values(rng):
         bilateral_features(img[:2], 4.0, 5.0)
     with pytest.raises(crfrnn_np.ShapeError):
         bilateral_features(img[0], 4.0, 5.0)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scale_is_the_separate_multiplication_bit_for_bit(features, rng, backend, dtype):
+    # filter(x, scale=s) = diag(s) K x and filter(x, reverse=True, scale=s) = K^T diag(s) x, exactly as the
+    # two NumPy steps (the CPU backend does the product inside its slice / splat loops)
+    lat = PermutohedralLattice(features, backend=backend)
+    x = rng.normal(size=(4, 30)).astype(dtype)
+    s = rng.uniform(0.5, 2.0, size=30).astype(dtype)
+    np.testing.assert_array_equal(lat.filter(x, scale=s), lat.filter(x) * s)
+    np.testing.assert_array_equal(lat.filter(x, reverse=True, scale=s), lat.filter(x * s, reverse=True))
+    out = np.full((4, 30), np.nan, dtype)
+    assert lat.filter(x, scale=s, out=out) is out
+    np.testing.assert_array_equal(out, lat.filter(x) * s)
+    lat.filter(x, reverse=True, out=out)
+    np.testing.assert_array_equal(out, lat.filter(x, reverse=True))
+    one = np.full(30, np.nan, dtype)
+    assert lat.filter(x[0], scale=s, out=one) is one
+    np.testing.assert_array_equal(one, lat.filter(x[:1])[0] * s)
+
+
+def test_scale_and_out_checked(features):
+    lat = PermutohedralLattice(features)
+    x = np.ones((2, 30), np.float32)
+    with pytest.raises(crfrnn_np.ShapeError, match="scale"):
+        lat.filter(x, scale=np.ones(29))
+    with pytest.raises(crfrnn_np.ShapeError, match="out"):
+        lat.filter(x, out=np.empty((2, 30), np.float64))
+    with pytest.raises(crfrnn_np.ShapeError, match="overlap"):
+        lat.filter(x, out=x)
+    assert not np.any(PermutohedralLattice(np.zeros((0, 2))).filter(np.ones((1, 0)), out=np.ones((1, 0))))
