@@ -39,7 +39,8 @@ the two halves of one (N, 2C, H, W) array, so the product reads them in place an
 second reader's diff in a reused scratch array, then added. The image is hashed once per forward
 (:meth:`LatticeCache.pinned`), not by each of the 2T filters. The forward's products (the message and
 Φ_t = μ M_t) run in :func:`compatibility_product`, a numba loop, not a BLAS GEMM: OpenBLAS's threads
-busy-wait after every GEMM and would take the cores from the lattice filters that follow.
+busy-wait after every GEMM and would take the cores from the lattice filters that follow. The lean
+forward also folds each UnaryAdd into the product before it (``L_t = U − μ M_t`` in one pass).
 
 Memory: one lattice cache per layer (the spatial lattice per H×W, one bilateral lattice per image per
 forward, shared by all 2T filter calls and the backward). In TEST phase (``keep_buffers`` False) the
@@ -76,8 +77,9 @@ PRODUCT_BLOCK = 512
 
 
 @numba.njit(cache=True, parallel=True)
-def _plane_product(weight, x, out):
-    """``out = weight · x`` for weight (P, Q), x (Q, M) and out (P, M), parallel over blocks of columns.
+def _plane_product(weight, x, base, out):
+    """``out = weight · x`` (``base − weight · x`` when ``base`` (P, M) is not empty) for weight (P, Q),
+    x (Q, M) and out (P, M), parallel over blocks of columns.
     Within a block, three output rows at a time are summed over q in order in local runs (each run of x
     is loaded once for the three)."""
     p_rows, q_rows = weight.shape
@@ -113,30 +115,43 @@ def _plane_product(weight, x, out):
             for j, acc in enumerate((acc0, acc1, acc2)):
                 if j < rows:
                     dest = out[p + j, lo:lo + count]
-                    for i in range(count):
-                        dest[i] = acc[i]
+                    if base.shape[0] > 0:
+                        src = base[p + j, lo:lo + count]
+                        for i in range(count):
+                            dest[i] = src[i] - acc[i]
+                    else:
+                        for i in range(count):
+                            dest[i] = acc[i]
             p += rows
 
 
-def compatibility_product(weight, bottom, top):
-    """``top[n] = weight · bottom[n]`` per image, like :func:`compatibility.apply_compatibility`, but in a
-    numba loop on the lattice's thread pool rather than a BLAS GEMM: the forward then never wakes
-    OpenBLAS's threads, whose busy-waiting after each GEMM would take the cores from the lattice filters
-    that follow (measured: 2 s against 1.1 s for the 500x500x21, T = 10 forward with 2 BLAS threads).
+def compatibility_product(weight, bottom, top, base=None):
+    """``top[n] = weight · bottom[n]`` (``base[n] − weight · bottom[n]`` with ``base``) per image, like
+    :func:`compatibility.apply_compatibility`, but in a numba loop on the lattice's thread pool rather
+    than a BLAS GEMM: the forward then never wakes OpenBLAS's threads, whose busy-waiting after each GEMM
+    would take the cores from the lattice filters that follow (measured on 2 cores with 2 BLAS threads:
+    the 500x500x21, T = 10 forward took 2.07 s with the GEMMs, 1.56 s with this loop).
 
     Parameters
     ----------
     weight : ndarray, (C', C)
     bottom : ndarray, (N, C, H, W), C-contiguous per image
     top : ndarray, (N, C', H, W), C-contiguous per image, not overlapping ``bottom``
+    base : ndarray, (N, C', H, W), optional
+        C-contiguous per image (the unary U: ``L_t = U − μ M_t`` in one pass, bit for bit the Compatibility
+        step's Φ_t then the UnaryAdd step's subtraction).
     """
     n, c = bottom.shape[:2]
     pixels = int(np.prod(bottom.shape[2:], dtype=np.int64))
     weight = np.ascontiguousarray(weight, dtype=top.dtype)
+    rows = weight.shape[0]
+    none = np.empty((0, 0), top.dtype)
     for i in range(n):
-        if not (top[i].flags.c_contiguous and bottom[i].flags.c_contiguous):
+        if not (top[i].flags.c_contiguous and bottom[i].flags.c_contiguous
+                and (base is None or base[i].flags.c_contiguous)):
             raise ValueError("compatibility_product: image %d is not C-contiguous" % i)
-        _plane_product(weight, bottom[i].reshape(c, pixels), top[i].reshape(weight.shape[0], pixels))
+        _plane_product(weight, bottom[i].reshape(c, pixels),
+                       none if base is None else base[i].reshape(rows, pixels), top[i].reshape(rows, pixels))
 
 
 #: Names of the three parameter blobs (suffixes of the shared ``param { name }``).
@@ -395,6 +410,8 @@ class MultiStageMeanfieldLayer(Layer):
                 layer.reshape(bottoms, tops)
         self._stack_pairs(mode, plan[0][0][0].shape)
         fused = set(self._message_steps)
+        unary_add = set(j for j in range(1, len(self.steps)) if self.steps[j].type == "UnaryAdd"
+                        and self.steps[j - 1].type == "Compatibility" and plan[j][0][1] is plan[j - 1][1][0])
         k = 0
         with self.cache.pinned():               # the image is hashed once per forward, not by all 2T filters
             while k < len(self.steps):
@@ -404,8 +421,15 @@ class MultiStageMeanfieldLayer(Layer):
                     k += 3
                     continue
                 if self.steps[k].type == "Compatibility":
+                    weight = self.steps[k].blobs[0].data[0, 0]
+                    if mode == "lean" and k + 1 in unary_add:
+                        # L_t = U − μ M_t in one pass (the lean forward keeps no Φ_t)
+                        compatibility_product(weight, plan[k][0][0].data, plan[k + 1][1][0].data,
+                                              base=plan[k + 1][0][0].data)
+                        k += 2
+                        continue
                     # Φ_t = μ M_t: the Compatibility step's product, off BLAS (see compatibility_product)
-                    compatibility_product(self.steps[k].blobs[0].data[0, 0], plan[k][0][0].data, plan[k][1][0].data)
+                    compatibility_product(weight, plan[k][0][0].data, plan[k][1][0].data)
                     k += 1
                     continue
                 self.steps[k].forward(*plan[k])

@@ -26,3 +26,15 @@ def test_product_rejects_non_contiguous_images(rng):
     bottom = rng.normal(size=(1, 3, 4, 4))[:, :, :, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):
         compatibility_product(np.eye(3), bottom, np.empty((1, 3, 4, 2)))
+
+
+def test_product_from_base_is_the_separate_subtraction_bit_for_bit(rng):
+    # base − weight · x in one pass equals the product followed by the UnaryAdd subtraction exactly
+    weight = rng.normal(size=(3, 5)).astype(np.float32)
+    bottom = rng.normal(size=(2, 5, 3, 200)).astype(np.float32)
+    base = rng.normal(size=(2, 3, 3, 200)).astype(np.float32)
+    product = np.empty((2, 3, 3, 200), np.float32)
+    compatibility_product(weight, bottom, product)
+    fused = np.empty_like(product)
+    compatibility_product(weight, bottom, fused, base=base)
+    np.testing.assert_array_equal(fused, base - product)
