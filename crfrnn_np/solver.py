@@ -250,14 +250,10 @@ class Solver:
         self.test_scores = [dict() for _ in nets]
         return nets
 
-    def _reshare(self):
-        for net in self.test_nets:
-            net.share_with(self.net)
-
     def copy_weights(self, path):
-        """Load weights (.caffemodel or .h5) into the train net (and so into the test nets)."""
+        """Load weights (.caffemodel or .h5) into the train net; ``copy_from`` writes into the parameter
+        arrays in place, so the test nets, which share them, see the new values too."""
         self.net.copy_from(path)
-        self._reshare()
 
     # -- the loop --------------------------------------------------------------------------------------------
     def add_callback(self, fn):
