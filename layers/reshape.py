@@ -12,12 +12,24 @@ import numpy as np
 from crfrnn_np.layer import Layer, register_layer
 
 
-@register_layer("Reshape")
-class ReshapeLayer(Layer):
-    """Reshape view with Caffe's 0 (copy) and -1 (infer) rules."""
+class ViewLayer(Layer):
+    """Base of Reshape and Flatten: the top's data is a view of the bottom's with the shape ``reshape`` set;
+    backward copies the diff back in the bottom's shape."""
 
     exact_num_bottom = 1
     exact_num_top = 1
+
+    def forward_cpu(self, bottom, top):
+        top[0].data = bottom[0].data.reshape(top[0].shape)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            np.copyto(bottom[0].diff, top[0].diff.reshape(bottom[0].shape))
+
+
+@register_layer("Reshape")
+class ReshapeLayer(ViewLayer):
+    """Reshape view with Caffe's 0 (copy) and -1 (infer) rules."""
 
     def layer_setup(self, bottom, top):
         p = self.layer_param.reshape_param
@@ -70,10 +82,3 @@ class ReshapeLayer(Layer):
                                    % (count, " ".join(map(str, shape)), b.count, b.name, b.shape_string()),
                                    field="reshape_param")
         top[0].reshape(shape)
-
-    def forward_cpu(self, bottom, top):
-        top[0].data = bottom[0].data.reshape(top[0].shape)
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            np.copyto(bottom[0].diff, top[0].diff.reshape(bottom[0].shape))

@@ -341,7 +341,7 @@ class _Parser:
             return body.encode("utf-8")
         out = []
         pos = 0
-        pending_high = None
+        pending_high = pending_end = None
         for m in _ESCAPE_RE.finditer(body):
             out.append(body[pos:m.start()].encode("utf-8"))
             pos = m.end()
