@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from bench.common import REPO_ROOT, best_of, measure_peak, mib, run_worker
+from bench.common import REPO_ROOT, best_of, fmt_times, measure_peak, mib, run_worker, verdict
 
 CLASSES = 21
 ITERATIONS = 10
@@ -272,14 +272,6 @@ def run_deploy_torch(workdir, repeat, threads):
 
 # ---- report -----------------------------------------------------------------------------------------------------
 
-def _verdict(ratio, target):
-    return "met" if ratio <= target else "NOT met"
-
-
-def _runs(times):
-    return ", ".join("%.2f" % t for t in times)
-
-
 def main():
     """Run parts 1-4 and print the ratios; returns them as a dict."""
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
@@ -294,18 +286,18 @@ def main():
     ours, theirs = min(r["ours"]), min(r["pydensecrf"])
     ratio = ours / theirs
     print("  bilateral lattice: %d vertices for %d pixels" % (r["vertices"], size * size))
-    print("  forward   crfrnn_np  %7.3f s  (runs: %s)" % (ours, _runs(r["ours"])))
-    print("  forward   pydensecrf %7.3f s  (runs: %s)" % (theirs, _runs(r["pydensecrf"])))
+    print("  forward   crfrnn_np  %7.3f s  (runs: %s)" % (ours, fmt_times(r["ours"])))
+    print("  forward   pydensecrf %7.3f s  (runs: %s)" % (theirs, fmt_times(r["pydensecrf"])))
     print("  forward ratio ours/pydensecrf: %.2f  (target <= %.1f: %s)" % (ratio, TIME_TARGET,
-                                                                          _verdict(ratio, TIME_TARGET)))
+                                                                          verdict(ratio, TIME_TARGET)))
     print("  marginals: max |ours - pydensecrf| = %.2e, argmax agreement %.4f"
           % (r["max_abs_diff"], r["label_agreement"]))
     backward = min(r["backward"])
     bratio = backward / ours
     print("  backward  crfrnn_np  %7.3f s  (runs: %s; TRAIN forward keeping buffers %.3f s)"
-          % (backward, _runs(r["backward"]), r["train_forward"]))
+          % (backward, fmt_times(r["backward"]), r["train_forward"]))
     print("  backward / TEST forward: %.2f  (target <= %.1f: %s)" % (bratio, BACKWARD_TARGET,
-                                                                     _verdict(bratio, BACKWARD_TARGET)))
+                                                                     verdict(bratio, BACKWARD_TARGET)))
     results.update(forward_ratio=ratio, backward_ratio=bratio, max_abs_diff=r["max_abs_diff"])
 
     mem = {side: run_worker("bench.bench_crf:run_memory", {"side": side, "size": size, "threads": threads},
@@ -316,7 +308,7 @@ def main():
         print("  memory    %-10s peak %7.1f MiB over %7.1f MiB resident before the forward"
               % ("crfrnn_np" if side == "ours" else side, mib(m["delta"]), mib(m["rss_before"])))
     print("  memory ratio ours/pydensecrf: %.2f  (target <= %.1f: %s)" % (mratio, MEMORY_TARGET,
-                                                                         _verdict(mratio, MEMORY_TARGET)))
+                                                                         verdict(mratio, MEMORY_TARGET)))
     results["memory_ratio"] = mratio
 
     if deploy:
@@ -329,12 +321,12 @@ def main():
         dratio = d_ours["best"] / d_torch["best"]
         print("  deploy net 1x3x%dx%d, random weights:" % (size, size))
         print("    crfrnn_np (FCN-8s + MultiStageMeanfield)  %7.3f s  (runs: %s)"
-              % (d_ours["best"], _runs(d_ours["times"])))
+              % (d_ours["best"], fmt_times(d_ours["times"])))
         print("    torch %s FCN-8s + pydensecrf          %7.3f s  (runs: %s; FCN %.3f s + CRF %.3f s)"
-              % (d_torch["version"].split("+")[0], d_torch["best"], _runs(d_torch["times"]), d_torch["fcn"],
+              % (d_torch["version"].split("+")[0], d_torch["best"], fmt_times(d_torch["times"]), d_torch["fcn"],
                  d_torch["crf"]))
         print("    deploy ratio ours/(torch + pydensecrf): %.2f  (target <= %.1f: %s)"
-              % (dratio, DEPLOY_TARGET, _verdict(dratio, DEPLOY_TARGET)))
+              % (dratio, DEPLOY_TARGET, verdict(dratio, DEPLOY_TARGET)))
         results["deploy_ratio"] = dratio
     if not r["max_abs_diff"] < 1e-3:
         raise AssertionError("MultiStageMeanfield and pydensecrf disagree: max marginal difference %.3g"

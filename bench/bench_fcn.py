@@ -31,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from bench.common import anchors_dir, best_of, measure_peak, mib, rss_bytes, run_worker
+from bench.common import anchors_dir, best_of, fmt_times, measure_peak, mib, rss_bytes, run_worker, verdict
 
 TIME_TARGET = 1.3
 MEMORY_TARGET = 1.5
@@ -159,10 +159,6 @@ def run_torch(workdir, size, repeat, seed, threads):
             "threads": torch.get_num_threads()}
 
 
-def _fmt_times(times):
-    return ", ".join("%.2f" % t for t in times)
-
-
 def main():
     """Run both workers, print times, ratio, memory and agreement; raise if a run fails or outputs differ."""
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
@@ -187,11 +183,11 @@ def main():
                 result["best"] = min(result["times"])
         lean = run_worker("bench.bench_fcn:run_ours", dict(kwargs, repeat=1, keep_blobs=False), threads=threads)
     ratio = ours["best"] / theirs["best"]
-    print("  time   crfrnn_np  %7.3f s  (runs: %s)" % (ours["best"], _fmt_times(ours["times"])))
+    print("  time   crfrnn_np  %7.3f s  (runs: %s)" % (ours["best"], fmt_times(ours["times"])))
     print("  time   torch %-5s %7.3f s  (runs: %s)" % (theirs["version"].split("+")[0], theirs["best"],
-                                                       _fmt_times(theirs["times"])))
+                                                       fmt_times(theirs["times"])))
     print("  time ratio ours/torch: %.2f  (target <= %.1f: %s)"
-          % (ratio, TIME_TARGET, "met" if ratio <= TIME_TARGET else "NOT met"))
+          % (ratio, TIME_TARGET, verdict(ratio, TIME_TARGET)))
     mo, mt = ours["mem"], theirs["mem"]
     mratio = mo["delta"] / mt["delta"]
     for label, r in (("crfrnn_np", ours), ("torch    ", theirs)):
@@ -200,11 +196,11 @@ def main():
               "(weights %6.1f MiB; process peak %7.1f MiB)"
               % (label, mib(m["delta"]), mib(m["rss_before"]), mib(r["weight_bytes"]), mib(m["peak"])))
     print("  memory ratio ours/torch (forward peak): %.2f  (target <= %.1f: %s)"
-          % (mratio, MEMORY_TARGET, "met" if mratio <= MEMORY_TARGET else "NOT met"))
+          % (mratio, MEMORY_TARGET, verdict(mratio, MEMORY_TARGET)))
     lratio = lean["mem"]["delta"] / mt["delta"]
     print("  memory crfrnn_np keep_blobs=False (inference mode) forward peak %7.1f MiB: ratio ours/torch %.2f"
           "  (target <= %.1f: %s)" % (mib(lean["mem"]["delta"]), lratio, MEMORY_TARGET,
-                                      "met" if lratio <= MEMORY_TARGET else "NOT met"))
+                                      verdict(lratio, MEMORY_TARGET)))
     wratio = (mo["peak"] - ours["rss_imported"]) / (mt["peak"] - theirs["rss_imported"])
     print("  memory ratio ours/torch (weights + forward, over the RSS after imports): %.2f" % wratio)
     print("  crfrnn_np keeps %.1f MiB of blobs and %.1f MiB of im2col buffers after the forward"
