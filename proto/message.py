@@ -18,7 +18,18 @@ The schema is a dict ``SCHEMA[type_name] -> MessageType`` defined in ``schema.py
 """
 import copy
 
+from crfrnn_np.errors import ParseError
+
 import numpy as np
+
+def read_bytes(path):
+    """The bytes of a file; an unreadable file is a ParseError naming it (shared by both readers)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise ParseError("%s: cannot read file: %s" % (path, e.strerror or e)) from None
+
 
 #: Scalar kinds understood by the readers and writers.
 SCALAR_KINDS = ("int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "float", "double",

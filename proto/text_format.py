@@ -20,7 +20,7 @@ import numpy as np
 
 from crfrnn_np.errors import ParseError, SchemaError
 
-from .message import ENUMS, SCHEMA, Message
+from .message import ENUMS, SCHEMA, Message, read_bytes
 
 _TOKEN_RE = re.compile(r"""
     (?P<ws>[ \t\r\n\v\f]+)
@@ -436,12 +436,7 @@ def parse(text, type_name="NetParameter", filename=None):
 
 def read_prototxt(path, type_name="NetParameter"):
     """Read and parse a prototxt file (see :func:`parse`); an unreadable file is a ParseError."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        raise ParseError("%s: cannot read file: %s" % (path, e.strerror or e)) from None
-    return parse(data, type_name, filename=str(path))
+    return parse(read_bytes(path), type_name, filename=str(path))
 
 
 # -- writer -----------------------------------------------------------------------------------------------------

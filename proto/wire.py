@@ -18,7 +18,7 @@ import numpy as np
 
 from crfrnn_np.errors import ParseError, SchemaError
 
-from .message import ENUMS, SCHEMA, Message
+from .message import ENUMS, SCHEMA, Message, read_bytes
 from .schema import WIRE_ALIASES
 from .text_format import to_float32
 
@@ -287,12 +287,7 @@ def decode(data, type_name="NetParameter", filename=None):
 
 def read_binary(path, type_name="NetParameter"):
     """Read and decode a wire-format file (``.caffemodel``, ``.solverstate``, ``.binaryproto``)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        raise ParseError("%s: cannot read file: %s" % (path, e.strerror or e)) from None
-    return decode(data, type_name, filename=str(path))
+    return decode(read_bytes(path), type_name, filename=str(path))
 
 
 # -- writer -----------------------------------------------------------------------------------------------------
