@@ -110,6 +110,13 @@ class PermutohedralLattice:
     def nbytes(self):
         return 0 if self._impl is None else self._impl.nbytes
 
+    @property
+    def arrays(self):
+        """The built ``"cpu"`` lattice's arrays (``vertex``, ``weights``, ``neighbours``, ``entries``,
+        ``num_vertices``; see :mod:`.cpu`) for kernels that run the lattice stages themselves; None for
+        the other backends and for N = 0."""
+        return self._impl.arrays if self.backend == "cpu" and self._impl is not None else None
+
     def filter(self, values, reverse=False, scale=None, out=None):
         """Filter value planes through the lattice.
 

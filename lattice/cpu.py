@@ -538,11 +538,12 @@ _BLOCK = CPU_BLOCK
 
 
 @numba.njit(cache=True, parallel=True)
-def _splat(values, scale, vertex, weights, bounds, buf):
+def _splat(values, scale, vertex, weights, bounds, buf, pixel_major):
     """``buf[v+1, k] = sum_i w_iv (values[k, i] scale[i])`` (pixel order; no ``scale`` factor when
-    ``scale`` is empty), ``buf[0] = 0``; task t owns rows ``bounds[t]+1 : bounds[t+1]+1``."""
+    ``scale`` is empty), ``buf[0] = 0``; task t owns rows ``bounds[t]+1 : bounds[t+1]+1``. With
+    ``pixel_major`` the values are (N, C) rows, ``values[i, k]``, instead of (C, N) planes."""
     n, d1 = vertex.shape
-    c = values.shape[0]
+    c = buf.shape[1]
     scaled = scale.shape[0] > 0
     for t in numba.prange(bounds.shape[0] - 1):
         lo = bounds[t]
@@ -557,13 +558,16 @@ def _splat(values, scale, vertex, weights, bounds, buf):
                 v = vertex[i, r]
                 if v >= lo and v < hi:
                     if not loaded:
-                        if scaled:
-                            s = scale[i]
+                        if pixel_major:
                             for k in range(c):
-                                val[k] = values[k, i] * s
+                                val[k] = values[i, k]
                         else:
                             for k in range(c):
                                 val[k] = values[k, i]
+                        if scaled:
+                            s = scale[i]
+                            for k in range(c):
+                                val[k] = val[k] * s
                         loaded = True
                     w = weights[i, r]
                     for k in range(c):
@@ -611,7 +615,7 @@ def _slice(buf, vertex, weights, alpha, scale, out):
                     out[k, i] = acc[k]
 
 
-def _splat_bounds(lattice, tasks):
+def splat_bounds(lattice, tasks):
     """Vertex bounds (tasks+1,) int64 giving each splat task about the same number of entries."""
     cumulative = lattice["entries"]
     cuts = np.searchsorted(cumulative, cumulative[-1] * np.arange(1, tasks) / tasks)
@@ -623,12 +627,13 @@ def _no_scale(dtype):
     return np.empty(0, dtype)
 
 
-def splat(values, lattice, scale=None):
-    """``V = S (x diag(scale))`` for (C, N) values (``scale`` (N,) in the values' dtype, or None); returns
-    the (M+1, C) buffer (row 0 zero)."""
-    buf = np.empty((lattice["num_vertices"] + 1, values.shape[0]), values.dtype)
+def splat(values, lattice, scale=None, pixel_major=False, out=None):
+    """``V = S (x diag(scale))`` for (C, N) values ((N, C) rows when ``pixel_major``; ``scale`` (N,) in the
+    values' dtype, or None); returns the (M+1, C) buffer (row 0 zero), ``out`` when given."""
+    c = values.shape[1] if pixel_major else values.shape[0]
+    buf = np.empty((lattice["num_vertices"] + 1, c), values.dtype) if out is None else out
     _splat(values, _no_scale(values.dtype) if scale is None else scale, lattice["vertex"], lattice["weights"],
-           _splat_bounds(lattice, numba.get_num_threads()), buf)
+           splat_bounds(lattice, numba.get_num_threads()), buf, bool(pixel_major))
     return buf
 
 

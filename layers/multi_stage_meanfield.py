@@ -58,6 +58,7 @@ from crfrnn_np.layer import Layer, create_layer, register_layer
 from crfrnn_np.proto import Message
 
 from .compatibility import accumulate_weight_diff, apply_compatibility
+from .meanfield_fused import backward_image, forward_image
 from .permutohedral_filter import LatticeCache
 
 #: Initial diagonals of W_s and W_b when the prototxt gives none (the shipped ``spatial.par``/``bilateral.par``).
@@ -283,6 +284,7 @@ class MultiStageMeanfieldLayer(Layer):
                 layer.cache = self.cache
             self.steps.append(layer)
         self._stored_forward = False
+        self._records = []
         self._build_plans(bottom, top)
         owners = {}
         for layer, (bottoms, tops) in zip(self.steps, self._plans["full"]):
@@ -436,9 +438,47 @@ class MultiStageMeanfieldLayer(Layer):
                 k += 1
         self._stored_forward = mode == "full"
 
+    # -- the fused CPU path (meanfield_fused) -----------------------------------------------------------------
+    def _fused_applies(self, bottom):
+        """Whether the fused CPU kernels run this layer: CPU lattices and at least one pixel."""
+        return self.backend == "cpu" and bottom[0].count > 0
+
+    def _lattices(self, bottom):
+        """``(spatial, [bilateral per image])``: the cached lattice entries of the fused kernels."""
+        unary, _, data = bottom
+        n, _, h, w = unary.shape
+        mp = self.layer_param.multi_stage_meanfield_param
+        self.cache.reserve(n)
+        spatial = self.cache.spatial(h, w, float(mp.theta_gamma), self.dtype)
+        bilateral = [self.cache.bilateral(data.data[i], float(mp.theta_alpha), float(mp.theta_beta), self.dtype)
+                     for i in range(n)]
+        return spatial, bilateral
+
+    def _fused_forward(self, bottom, top, keep):
+        unary, q0, _ = bottom
+        n, c, h, w = unary.shape
+        spatial, bilateral = self._lattices(bottom)
+        weights = [blob.data[0, 0] for blob in self.blobs]
+        self._records = [forward_image(unary.data[i].reshape(c, h * w), q0.data[i].reshape(c, h * w), spatial,
+                                       bilateral[i], weights, self.num_iterations,
+                                       top[0].data[i].reshape(c, h * w), keep) for i in range(n)]
+        self._stored_forward = keep
+
+    def _fused_backward(self, top, propagate_down, bottom):
+        unary, q0, _ = bottom
+        n, c, h, w = unary.shape
+        weights = [blob.data[0, 0] for blob in self.blobs]
+        params = [blob.diff[0, 0] if flag else None for blob, flag in zip(self.blobs, self.param_propagate_down)]
+        for i, record in enumerate(self._records):
+            backward_image(record, weights, top[0].diff[i].reshape(c, h * w),
+                           unary.diff[i].reshape(c, h * w) if propagate_down[0] else None,
+                           q0.diff[i].reshape(c, h * w) if propagate_down[1] else None, params)
+
     def forward_cpu(self, bottom, top):
         self._share_params()
-        if self.keep_buffers:
+        if self._fused_applies(bottom):
+            self._fused_forward(bottom, top, self.keep_buffers)
+        elif self.keep_buffers:
             self._run_forward("full")
         else:
             for layer, (bottoms, tops) in zip(self.steps, self._plans["lean"]):
@@ -447,6 +487,16 @@ class MultiStageMeanfieldLayer(Layer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         self._share_params()
+        if self._fused_applies(bottom):
+            if not self._stored_forward:          # a lean forward kept nothing: run it again, keeping
+                self._fused_forward(bottom, [Blob(top[0].shape, self.dtype)], True)
+            self._fused_backward(top, propagate_down, bottom)
+            if len(propagate_down) > 2 and propagate_down[2]:
+                bottom[2].diff[...] = 0
+            if not self.keep_buffers:
+                self._records = []
+                self._stored_forward = False
+            return
         if not self._stored_forward:
             self._run_forward("full")
         needs = {id(b): True for b in self._full_table.values() if id(b) not in self._outer}
