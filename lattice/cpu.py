@@ -23,10 +23,10 @@ comparing a key is one multiplication and one comparison.
 
 Filter (:func:`filter_`): values become an (M + 1, C) buffer of pixel-major vertex rows (row 0 the
 zero row that missing neighbours, -1 + 1, read), so every inner loop runs over contiguous channels.
-The splat is a scatter split by *vertex ownership*: task t scans every pixel but adds only into the
-vertices it owns (about the same number of entries per task, from the cumulative ``entries``), which
-is race-free without atomics and keeps every vertex's sum in pixel order, exactly like the C++ splat
-loop. The blur runs in parallel over vertices (one region per axis), the slice over pixels.
+The splat is a scatter split by *vertex ownership*: task t adds only into the vertices it owns (about
+the same number of entries per task, from the cumulative ``entries``), walking a list of its own
+(pixel, remainder) entries made once per lattice (:func:`splat_plan`), which is race-free without
+atomics and keeps every vertex's sum in pixel order, exactly like the C++ splat loop. The blur runs in parallel over vertices (one region per axis), the slice over pixels.
 
 The scalar helpers (:func:`round_half_even`, :func:`elevate`, :func:`enclosing_simplex`,
 :func:`key_coord`) are plain ``numba.njit`` functions: the CPU build calls them, and the ``numba.cuda``
@@ -234,9 +234,10 @@ def _embed_chunks(features, scale, inv_d1, starts, rem0, rank, weights, low, hig
         r0 = np.empty(d1, np.int32)
         rk = np.empty(d1, np.int32)
         bary = np.empty(d1 + 1, np.float32)
-        for q in range(d1):
-            low[c, q] = np.iinfo(np.int32).max
-            high[c, q] = np.iinfo(np.int32).min
+        # the bounds are kept in chunk-local arrays and written once: rows low[c] of different chunks share
+        # a cache line, and updating them per point made the parallel loop slower than a serial one
+        lo = np.full(d1, np.iinfo(np.int32).max, np.int32)
+        hi = np.full(d1, np.iinfo(np.int32).min, np.int32)
         for i in range(starts[c], starts[c + 1]):
             elevate(features, i, d, scale, elevated)
             enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
@@ -244,8 +245,11 @@ def _embed_chunks(features, scale, inv_d1, starts, rem0, rank, weights, low, hig
                 rem0[i, r] = r0[r]
                 rank[i, r] = rk[r]
                 weights[i, r] = bary[r]
-                low[c, r] = min(low[c, r], r0[r])
-                high[c, r] = max(high[c, r], r0[r])
+                lo[r] = min(lo[r], r0[r])
+                hi[r] = max(hi[r], r0[r])
+        for r in range(d1):
+            low[c, r] = lo[r]
+            high[c, r] = hi[r]
 
 
 @numba.njit(cache=True)
@@ -529,8 +533,9 @@ def build_from_simplices(rem0, rank, weights):
 # Value buffers are (M+1, C), pixel-major rows of all channels, row 0 the zero row. Parallel regions:
 #
 # * splat: task t owns the vertices ``bounds[t]:bounds[t+1]`` (cut so that every task owns about the
-#   same number of (pixel, vertex) entries), scans every pixel and adds ``w_ir x_i`` to the rows it
-#   owns: race-free without atomics, and every vertex sums its pixels in pixel order, as the C++ loop;
+#   same number of (pixel, vertex) entries) and adds ``w_ir x_i`` to the rows it owns, walking its own
+#   entries in pixel order: race-free without atomics, and every vertex sums its pixels in pixel order,
+#   as the C++ loop;
 # * blur: one region per axis, parallel over blocks of vertices;
 # * slice: parallel over blocks of pixels.
 
@@ -538,13 +543,31 @@ _BLOCK = CPU_BLOCK
 
 
 @numba.njit(cache=True, parallel=True)
-def _splat(values, scale, vertex, weights, bounds, buf, pixel_major):
-    """``buf[v+1, k] = sum_i w_iv (values[k, i] scale[i])`` (pixel order; no ``scale`` factor when
-    ``scale`` is empty), ``buf[0] = 0``; task t owns rows ``bounds[t]+1 : bounds[t+1]+1``. With
-    ``pixel_major`` the values are (N, C) rows, ``values[i, k]``, instead of (C, N) planes."""
+def _owned_entries(vertex, bounds, offsets, shift, packed):
+    """Splat plan: task t's entries ``(i << shift) | r`` with ``bounds[t] <= vertex[i, r] < bounds[t+1]``,
+    in pixel order, into ``packed[offsets[t]:offsets[t+1]]`` (parallel over tasks)."""
     n, d1 = vertex.shape
+    for t in numba.prange(bounds.shape[0] - 1):
+        lo = bounds[t]
+        hi = bounds[t + 1]
+        e = offsets[t]
+        for i in range(n):
+            for r in range(d1):
+                v = vertex[i, r]
+                if v >= lo and v < hi:
+                    packed[e] = (i << shift) | r
+                    e += 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _splat(values, scale, vertex, weights, bounds, offsets, packed, shift, buf, pixel_major):
+    """``buf[v+1, k] = sum_i w_iv (values[k, i] scale[i])`` (pixel order; no ``scale`` factor when
+    ``scale`` is empty), ``buf[0] = 0``; task t owns rows ``bounds[t]+1 : bounds[t+1]+1`` and adds its
+    plan's entries ``packed[offsets[t]:offsets[t+1]]`` (:func:`_owned_entries`). With ``pixel_major`` the
+    values are (N, C) rows, ``values[i, k]``, instead of (C, N) planes."""
     c = buf.shape[1]
     scaled = scale.shape[0] > 0
+    mask = (1 << shift) - 1
     for t in numba.prange(bounds.shape[0] - 1):
         lo = bounds[t]
         hi = bounds[t + 1]
@@ -552,26 +575,26 @@ def _splat(values, scale, vertex, weights, bounds, buf, pixel_major):
             for k in range(c):
                 buf[v, k] = 0
         val = np.empty(c, buf.dtype)
-        for i in range(n):
-            loaded = False
-            for r in range(d1):
-                v = vertex[i, r]
-                if v >= lo and v < hi:
-                    if not loaded:
-                        if pixel_major:
-                            for k in range(c):
-                                val[k] = values[i, k]
-                        else:
-                            for k in range(c):
-                                val[k] = values[k, i]
-                        if scaled:
-                            s = scale[i]
-                            for k in range(c):
-                                val[k] = val[k] * s
-                        loaded = True
-                    w = weights[i, r]
+        loaded = -1
+        for e in range(offsets[t], offsets[t + 1]):
+            i = packed[e] >> shift
+            r = packed[e] & mask
+            if i != loaded:                 # entries come in pixel order: load each pixel's values once
+                if pixel_major:
                     for k in range(c):
-                        buf[v + 1, k] += w * val[k]
+                        val[k] = values[i, k]
+                else:
+                    for k in range(c):
+                        val[k] = values[k, i]
+                if scaled:
+                    s = scale[i]
+                    for k in range(c):
+                        val[k] = val[k] * s
+                loaded = i
+            v = vertex[i, r] + 1
+            w = weights[i, r]
+            for k in range(c):
+                buf[v, k] += w * val[k]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -615,11 +638,25 @@ def _slice(buf, vertex, weights, alpha, scale, out):
                     out[k, i] = acc[k]
 
 
-def splat_bounds(lattice, tasks):
-    """Vertex bounds (tasks+1,) int64 giving each splat task about the same number of entries."""
+def splat_plan(lattice, tasks):
+    """``(bounds, offsets, packed, shift)`` of a ``tasks``-way splat, made on first use and kept in the
+    lattice dict: vertex bounds (tasks+1,) giving each task about the same number of entries, and each
+    task's entries in pixel order (:func:`_owned_entries`), so that no task scans the others' pixels
+    (which kept the splat from getting faster with a second thread)."""
+    plan = lattice.get("splat_plan")
+    if plan is not None and plan[0].shape[0] == tasks + 1:
+        return plan
     cumulative = lattice["entries"]
     cuts = np.searchsorted(cumulative, cumulative[-1] * np.arange(1, tasks) / tasks)
-    return np.concatenate(([0], cuts, [cumulative.shape[0]])).astype(np.int64)
+    bounds = np.concatenate(([0], cuts, [cumulative.shape[0]])).astype(np.int64)
+    counts = np.concatenate(([0], cumulative))[bounds]
+    offsets = counts - counts[0]
+    n, d1 = lattice["vertex"].shape
+    shift = max(1, int(d1 - 1).bit_length())
+    packed = np.empty(int(cumulative[-1]), np.int32 if (n << shift) < 2 ** 31 else np.int64)
+    _owned_entries(lattice["vertex"], bounds, offsets, shift, packed)
+    lattice["splat_plan"] = plan = (bounds, offsets, packed, shift)
+    return plan
 
 
 def _no_scale(dtype):
@@ -627,13 +664,15 @@ def _no_scale(dtype):
     return np.empty(0, dtype)
 
 
-def splat(values, lattice, scale=None, pixel_major=False, out=None):
+def splat(values, lattice, scale=None, pixel_major=False, out=None, tasks=None):
     """``V = S (x diag(scale))`` for (C, N) values ((N, C) rows when ``pixel_major``; ``scale`` (N,) in the
-    values' dtype, or None); returns the (M+1, C) buffer (row 0 zero), ``out`` when given."""
+    values' dtype, or None); returns the (M+1, C) buffer (row 0 zero), ``out`` when given. ``tasks``
+    (default: numba's thread count) splits the vertices; the result does not depend on it."""
     c = values.shape[1] if pixel_major else values.shape[0]
     buf = np.empty((lattice["num_vertices"] + 1, c), values.dtype) if out is None else out
+    bounds, offsets, packed, shift = splat_plan(lattice, tasks or numba.get_num_threads())
     _splat(values, _no_scale(values.dtype) if scale is None else scale, lattice["vertex"], lattice["weights"],
-           splat_bounds(lattice, numba.get_num_threads()), buf, bool(pixel_major))
+           bounds, offsets, packed, shift, buf, bool(pixel_major))
     return buf
 
 
@@ -694,4 +733,5 @@ class CpuLattice:
     @property
     def nbytes(self):
         """Bytes held by the lattice arrays."""
-        return sum(a.nbytes for a in self.arrays.values() if isinstance(a, np.ndarray))
+        plan = self.arrays.get("splat_plan", ())
+        return sum(a.nbytes for a in list(self.arrays.values()) + list(plan) if isinstance(a, np.ndarray))

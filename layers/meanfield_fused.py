@@ -52,20 +52,63 @@ from crfrnn_np.lattice.reference import slice_factor
 
 # ---- per-pixel and per-vertex kernels ------------------------------------------------------------------------
 
+# exp(x) = 2^n exp(r), n = round(x / ln 2), r = x − n ln 2 (ln 2 split in a high part exact in float32 and
+# a low part, Cody and Waite), exp(r) on |r| <= ln(2)/2 by Cephes' degree-6 expf polynomial: at most 1 ulp
+# from the correctly rounded value on [−87, 0]. Written as plain float arithmetic so that LLVM vectorises it
+# (numba's math.exp is a scalar libm call, 2-3 times slower per element).
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HIGH = np.float32(0.693359375)
+_LN2_LOW = np.float32(-2.12194440e-4)
+_ROUND = np.float32(12582912.0)          # 1.5 * 2^23: (t + _ROUND) - _ROUND rounds t to an integer
+_EXP_POLY = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3),
+             np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
+
+
 @numba.njit(cache=True)
-def _softmax_row(logits, out):
-    """``out = exp(l − max l) / Σ exp(l − max l)`` over one pixel's C logits (the Softmax layer's order)."""
-    c = logits.shape[0]
-    top = logits[0]
+def _exp_nonpositive(x, count, bits):
+    """``x[:count] = exp(x[:count])`` in place for values <= 0 (softmax arguments ``l − max l``); float32
+    through the vectorisable polynomial above (arguments below −87 give exp(−87), not a denormal), float64
+    through ``math.exp``. ``bits`` is int32 scratch of at least ``count``."""
+    if x.itemsize == 4:
+        scale = bits.view(np.float32)
+        p0, p1, p2, p3, p4, p5 = _EXP_POLY
+        for j in range(count):
+            v = max(x[j], np.float32(-87.0))
+            n = (v * _LOG2E + _ROUND) - _ROUND
+            r = (v - n * _LN2_HIGH) - n * _LN2_LOW
+            p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+            x[j] = (p * r) * r + r + np.float32(1.0)
+            bits[j] = (np.int32(n) + np.int32(127)) << np.int32(23)      # 2^n as float32 bits
+        for j in range(count):
+            x[j] = x[j] * scale[j]
+    else:
+        for j in range(count):
+            x[j] = math.exp(x[j])
+
+
+@numba.njit(cache=True)
+def _softmax_block(logits, count, c, bits, rows, first):
+    """``rows[first + j] = softmax(logits[j*c : (j+1)*c])`` for the ``count`` pixels of a block, from
+    flat logits already shifted by each pixel's maximum (the Softmax layer's max-subtracted form)."""
+    _exp_nonpositive(logits, count * c, bits)
+    for j in range(count):
+        total = logits.dtype.type(0)
+        for k in range(c):
+            total += logits[j * c + k]
+        row = rows[first + j]
+        for k in range(c):
+            row[k] = logits[j * c + k] / total
+
+
+@numba.njit(cache=True)
+def _shift_by_max(acc, logits, base):
+    """``logits[base:base+c] = acc − max(acc)``."""
+    c = acc.shape[0]
+    top = acc[0]
     for k in range(1, c):
-        top = max(top, logits[k])
-    total = logits.dtype.type(0)
+        top = max(top, acc[k])
     for k in range(c):
-        e = math.exp(logits[k] - top)
-        out[k] = e
-        total += e
-    for k in range(c):
-        out[k] = out[k] / total
+        logits[base + k] = acc[k] - top
 
 
 @numba.njit(cache=True, parallel=True)
@@ -73,11 +116,16 @@ def _softmax_planes_to_rows(planes, rows):
     """``rows[i] = softmax(planes[:, i])`` for (C, N) planes and (N, C) rows, parallel over pixel blocks."""
     c, n = planes.shape
     for b in numba.prange((n + CPU_BLOCK - 1) // CPU_BLOCK):
-        logits = np.empty(c, rows.dtype)
-        for i in range(b * CPU_BLOCK, min(n, (b + 1) * CPU_BLOCK)):
+        lo = b * CPU_BLOCK
+        count = min(n, lo + CPU_BLOCK) - lo
+        acc = np.empty(c, rows.dtype)
+        logits = np.empty(count * c, rows.dtype)
+        bits = np.empty(count * c, np.int32)
+        for j in range(count):
             for k in range(c):
-                logits[k] = planes[k, i]
-            _softmax_row(logits, rows[i])
+                acc[k] = planes[k, lo + j]
+            _shift_by_max(acc, logits, j * c)
+        _softmax_block(logits, count, c, bits, rows, lo)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -104,13 +152,13 @@ def _vertex_outer(left, right, partial):
     (C, C) partial sum per block of ``CPU_BLOCK`` rows (summed by the caller, in block order)."""
     rows, c = left.shape
     for b in numba.prange(partial.shape[0]):
-        acc = partial[b]
-        acc[:, :] = 0
+        acc = np.zeros((c, c), partial.dtype)      # local: neighbouring partials share cache lines
         for v in range(b * CPU_BLOCK, min(rows, (b + 1) * CPU_BLOCK)):
             for p in range(c):
                 x = left[v, p]
                 for q in range(c):
                     acc[p, q] += x * right[v, q]
+        partial[b] = acc
 
 
 @numba.njit(cache=True)
@@ -133,21 +181,27 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
     n, c = unary.shape
     last = logits_out.shape[0] > 0
     for b in numba.prange((n + CPU_BLOCK - 1) // CPU_BLOCK):
+        lo = b * CPU_BLOCK
+        count = min(n, lo + CPU_BLOCK) - lo
         acc_s = np.empty(c, unary.dtype)
         acc_b = np.empty(c, unary.dtype)
-        logits = np.empty(c, unary.dtype)
-        for i in range(b * CPU_BLOCK, min(n, (b + 1) * CPU_BLOCK)):
+        logits = np.empty(0 if last else count * c, unary.dtype)
+        bits = np.empty(0 if last else count * c, np.int32)
+        for j in range(count):
+            i = lo + j
             _slice_row(buf_s, vertex_s, weights_s, alpha_s, i, acc_s)
             _slice_row(buf_b, vertex_b, weights_b, alpha_b, i, acc_b)
             ns = norm_s[i]
             nb = norm_b[i]
             for k in range(c):
-                logits[k] = unary[i, k] - (acc_s[k] * ns + acc_b[k] * nb)
+                acc_s[k] = unary[i, k] - (acc_s[k] * ns + acc_b[k] * nb)
             if last:
                 for k in range(c):
-                    logits_out[k, i] = logits[k]
+                    logits_out[k, i] = acc_s[k]
             else:
-                _softmax_row(logits, prob[i])
+                _shift_by_max(acc_s, logits, j * c)
+        if not last:
+            _softmax_block(logits, count, c, bits, prob, lo)
 
 
 @numba.njit(cache=True, parallel=True)

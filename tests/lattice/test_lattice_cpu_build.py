@@ -95,3 +95,24 @@ def test_channel_groups_and_stages(rng, channels):
         np.testing.assert_array_equal(lat.filter(x), want)
         arrays = lat._impl.arrays
         np.testing.assert_array_equal(cpu.slice_(cpu.blur(cpu.splat(x, arrays), arrays), arrays), want)
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 5])
+def test_splat_plan_any_task_count_and_layout(rng, tasks):
+    """The splat split over ``tasks`` owners (each walking its own entry list) equals the reference splat
+    bit for bit, from (C, N) planes or (N, C) rows, with and without a per-pixel scale."""
+    f = (rng.normal(size=(700, 5)) * 1.2).astype(np.float32)
+    lat = PermutohedralLattice(f, "cpu")
+    arrays = lat.arrays
+    vertex, weights, _ = reference.build(f)
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(size=(3, 700)).astype(dtype)
+        scale = rng.uniform(0.5, 2.0, 700).astype(dtype)
+        for s in (None, scale):
+            want = reference.splat(x if s is None else x * s, vertex, weights, arrays["num_vertices"])
+            planes = cpu.splat(x, arrays, s, tasks=tasks)
+            rows = cpu.splat(np.ascontiguousarray(x.T), arrays, s, pixel_major=True, tasks=tasks)
+            np.testing.assert_array_equal(planes, want)
+            np.testing.assert_array_equal(rows, want)
+    bounds, offsets, packed, shift = cpu.splat_plan(arrays, tasks)
+    assert bounds.shape == (tasks + 1,) and offsets[-1] == packed.shape[0] == vertex.size
