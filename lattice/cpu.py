@@ -120,10 +120,9 @@ def enclosing_simplex(elevated, d, inv_d1, rem0, rank, bary):
 
 @numba.njit(cache=True)
 def key_coord(rem0_i, rank_i, r, d):
-    """Coordinate i of the remainder-r vertex: ``rem0_i + r``, minus d+1 when ``rank_i > d - r``."""
-    if rank_i > d - r:
-        return rem0_i + r - (d + 1)
-    return rem0_i + r
+    """Coordinate i of the remainder-r vertex: ``rem0_i + r``, minus d+1 when ``rank_i > d - r``
+    (branch-free: the comparison is data-dependent and mispredicted about half the time)."""
+    return rem0_i + r - (d + 1) * np.int32(rank_i > d - r)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -49,6 +49,11 @@ from crfrnn_np.lattice import cpu as lattice_cpu
 from crfrnn_np.lattice.config import CPU_BLOCK
 from crfrnn_np.lattice.reference import slice_factor
 
+#: Pixels per work item of the softmax passes. Their (pixels x C) scratch stays small (10.5 KiB in float32
+#: for 21 classes): scratch above glibc's mmap threshold (128 KiB by default) is mapped and unmapped on every
+#: allocation, and 2048-pixel blocks cost 100 000 page faults (0.3 s) per 500 x 500 forward.
+SOFTMAX_BLOCK = 128
+
 
 # ---- per-pixel and per-vertex kernels ------------------------------------------------------------------------
 
@@ -115,9 +120,9 @@ def _shift_by_max(acc, logits, base):
 def _softmax_planes_to_rows(planes, rows):
     """``rows[i] = softmax(planes[:, i])`` for (C, N) planes and (N, C) rows, parallel over pixel blocks."""
     c, n = planes.shape
-    for b in numba.prange((n + CPU_BLOCK - 1) // CPU_BLOCK):
-        lo = b * CPU_BLOCK
-        count = min(n, lo + CPU_BLOCK) - lo
+    for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
+        lo = b * SOFTMAX_BLOCK
+        count = min(n, lo + SOFTMAX_BLOCK) - lo
         acc = np.empty(c, rows.dtype)
         logits = np.empty(count * c, rows.dtype)
         bits = np.empty(count * c, np.int32)
@@ -175,14 +180,15 @@ def _slice_row(buf, vertex, weights, alpha, i, acc):
 
 @numba.njit(cache=True, parallel=True)
 def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, vertex_b, weights_b, alpha_b,
-                   norm_b, prob, logits_out):
-    """``L = U − n_s α_s Sp_sᵀ buf_s − n_b α_b Sp_bᵀ buf_b`` per pixel, then ``prob[i] = softmax(L)`` (N, C);
-    or, when ``logits_out`` (C, N) is not empty (the last iteration), ``logits_out[:, i] = L``."""
+                   norm_b, class_s, class_b, prob, logits_out):
+    """``L = U − n_s α_s class_s ⊙ Sp_sᵀ buf_s − n_b α_b class_b ⊙ Sp_bᵀ buf_b`` per pixel (``class_x`` (C,)
+    per-class factors: a diagonal A_x, or ones), then ``prob[i] = softmax(L)`` (N, C); or, when
+    ``logits_out`` (C, N) is not empty (the last iteration), ``logits_out[:, i] = L``."""
     n, c = unary.shape
     last = logits_out.shape[0] > 0
-    for b in numba.prange((n + CPU_BLOCK - 1) // CPU_BLOCK):
-        lo = b * CPU_BLOCK
-        count = min(n, lo + CPU_BLOCK) - lo
+    for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
+        lo = b * SOFTMAX_BLOCK
+        count = min(n, lo + SOFTMAX_BLOCK) - lo
         acc_s = np.empty(c, unary.dtype)
         acc_b = np.empty(c, unary.dtype)
         logits = np.empty(0 if last else count * c, unary.dtype)
@@ -194,7 +200,7 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
             ns = norm_s[i]
             nb = norm_b[i]
             for k in range(c):
-                acc_s[k] = unary[i, k] - (acc_s[k] * ns + acc_b[k] * nb)
+                acc_s[k] = unary[i, k] - (acc_s[k] * ns * class_s[k] + acc_b[k] * nb * class_b[k])
             if last:
                 for k in range(c):
                     logits_out[k, i] = acc_s[k]
@@ -205,8 +211,10 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
 
 
 @numba.njit(cache=True, parallel=True)
-def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights_b, prob, grad, unary_grad):
-    """``∂P = Sp_sᵀ buf_s + Sp_bᵀ buf_b`` per pixel (α already in the buffers), then
+def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights_b, class_s, class_b, prob, grad,
+                            unary_grad):
+    """``∂P = class_s ⊙ Sp_sᵀ buf_s + class_b ⊙ Sp_bᵀ buf_b`` per pixel (α and a full A_xᵀ already in the
+    buffers; ``class_x`` (C,) the diagonal of a diagonal α A_x, else ones), then
     ``grad[i] = P_i ⊙ (∂P − ⟨∂P, P_i⟩)`` (N, C) and, when ``unary_grad`` (N, C) is not empty,
     ``unary_grad[i] += grad[i]``."""
     n, c = prob.shape
@@ -220,7 +228,7 @@ def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights
             _slice_row(buf_b, vertex_b, weights_b, one, i, acc_b)
             dot = prob.dtype.type(0)
             for k in range(c):
-                acc_s[k] += acc_b[k]
+                acc_s[k] = acc_s[k] * class_s[k] + acc_b[k] * class_b[k]
                 dot += acc_s[k] * prob[i, k]
             for k in range(c):
                 g = prob[i, k] * (acc_s[k] - dot)
@@ -282,6 +290,21 @@ def _matrices(weights):
     return (w_s, w_b, mu), (mu @ w_s, mu @ w_b)
 
 
+def _compatibility(matrices, dtype):
+    """Per lattice, ``(matrix, factors)``: the (C, C) matrix of the vertex product and the (C,) per-class
+    factors of the pixel pass. A diagonal matrix (the Potts model: the initial W_s = w_s·I, W_b = w_b·I,
+    μ = −I) needs no product, since the diagonal commutes with the lattice filter: ``(None, its diagonal)``;
+    a full one gives ``(matrix, ones)``."""
+    plans = []
+    for a in matrices:
+        diagonal = np.diagonal(a)
+        if np.array_equal(a, np.diag(diagonal)):
+            plans.append((None, np.ascontiguousarray(diagonal, dtype)))
+        else:
+            plans.append((a, np.ones(a.shape[0], dtype)))
+    return plans
+
+
 def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=False):
     """T mean-field iterations for one image, writing the last logits L_T.
 
@@ -309,6 +332,7 @@ def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=
     dtype = out.dtype
     lattices = [_Lattice(spatial, c, dtype), _Lattice(bilateral, c, dtype)]
     _, products = _matrices(weights)
+    plans = _compatibility(products, dtype)
     unary_rows = np.ascontiguousarray(unary.T, dtype)
     prob = np.empty((n, c), dtype)
     _softmax_planes_to_rows(np.ascontiguousarray(q0, dtype), prob)
@@ -317,17 +341,17 @@ def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=
     lat_s, lat_b = lattices
     for t in range(iterations):
         vertices, messages = [], []
-        for lat, a in zip(lattices, products):
+        for lat, (a, _) in zip(lattices, plans):
             pair = lat.buffers(keep)
             lat.splat(prob, pair[0])
             v, free = lat.blur(pair)
             vertices.append(v)
-            messages.append(lat.product(a, v, free))      # A_x V_{x,t}
+            messages.append(v if a is None else lat.product(a, v, free))      # A_x V_{x,t}
         last = t == iterations - 1
         following = none if last else np.empty((n, c), dtype) if keep else prob
         _slice_softmax(unary_rows, messages[0], lat_s.vertex, lat_s.weights, lat_s.alpha, lat_s.norm,
                        messages[1], lat_b.vertex, lat_b.weights, lat_b.alpha, lat_b.norm,
-                       following, out if last else none)
+                       plans[0][1], plans[1][1], following, out if last else none)
         if keep:
             probs.append(prob)
             blurred.append(vertices)
@@ -360,7 +384,7 @@ def backward_image(stored, weights, top_diff, unary_diff=None, q0_diff=None, par
     grad = np.ascontiguousarray(top_diff.T, dtype)                # g_T = ∂L_T, (N, C)
     unary_rows = grad.copy() if unary_diff is not None else np.empty((0, 0), dtype)
     # α_x A_xᵀ: the transpose of the forward's vertex product, with the slice factor folded in
-    transposed = [a.T * float(lat.alpha) for lat, a in zip(lattices, products)]
+    plans = _compatibility([a.T * float(lat.alpha) for lat, a in zip(lattices, products)], dtype)
     grad_a = [np.zeros((c, c)), np.zeros((c, c))]
     want_params = any(d is not None for d in param_diffs)
     lat_s, lat_b = lattices
@@ -374,13 +398,16 @@ def backward_image(stored, weights, top_diff, unary_diff=None, q0_diff=None, par
             splat = lat.splat(grad, pair[0], -lat.norm)           # E_x = Sp_x(diag(−n_x) g_t)
             if want_params:
                 grad_a[x] += float(lat.alpha) * lat.outer(splat, blurred[t][x])
-            lat.product(transposed[x], splat, pair[1])            # α_x A_xᵀ E_x
-            rows.append(lat.blur((pair[1], pair[0]), reverse=True)[0])
+            if plans[x][0] is None:                               # diagonal: scaled in the pixel pass
+                rows.append(lat.blur(pair, reverse=True)[0])
+            else:
+                lat.product(plans[x][0], splat, pair[1])          # α_x A_xᵀ E_x
+                rows.append(lat.blur((pair[1], pair[0]), reverse=True)[0])
         if t == 0 and q0_diff is None:
             break
         following = spare if spare is not None else np.empty((n, c), dtype)
         _slice_softmax_backward(rows[0], lat_s.vertex, lat_s.weights, rows[1], lat_b.vertex, lat_b.weights,
-                                probs[t], following, unary_rows if t > 0 else np.empty((0, 0), dtype))
+                                plans[0][1], plans[1][1], probs[t], following, unary_rows if t > 0 else np.empty((0, 0), dtype))
         grad, spare = following, grad                             # g_{t-1}; g_t is dead
     if unary_diff is not None:
         unary_diff[...] = unary_rows.T

@@ -167,15 +167,19 @@ layer { name: "input" type: "Input" top: "unary" top: "Q0" top: "data"
 """
 
 
+@pytest.mark.parametrize("generic", [True, False], ids=["full-matrices", "diagonal-matrices"])
 @pytest.mark.parametrize("phase", ["TEST", "TRAIN"])
-def test_fused_equals_unrolled(rng, phase):
+def test_fused_equals_unrolled(rng, phase, generic):
+    """The fused layer (on the CPU: meanfield_fused's kernels) against its step layers, with generic
+    parameters and with the diagonal initial ones (for which the fused kernels skip the vertex product)."""
     fused_param = proto.parse(NET_TEXT + meanfield_snippet(4, 'spatial_filter_weights_str: "2 3 4"'))
     fused = Net(fused_param, phase=phase, dtype="float64")
     unrolled = Net(unroll_net(fused_param), phase=phase, dtype="float64")
     assert sum(layer.type == "MultiStageMeanfield" for layer in unrolled.layers) == 0
     assert len(unrolled.learnable_params) == 3
-    for k, blob in enumerate(fused.params["inference1"]):     # the same generic parameters in both
-        blob.data[...] += 0.2 * rng.standard_normal(blob.shape)
+    for k, blob in enumerate(fused.params["inference1"]):     # the same parameters in both
+        if generic:
+            blob.data[...] += 0.2 * rng.standard_normal(blob.shape)
         unrolled.learnable_params[k].data[...] = blob.data
     unary, image = random_inputs(rng, 2, 3, 6, 5)
     q0 = unary + rng.standard_normal(unary.shape)
