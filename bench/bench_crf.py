@@ -17,7 +17,11 @@ classes) upsampled bilinearly to 500 x 500. Q0 = unary, as in the deploy net.
    ``DIAG_KERNEL`` and ``NORMALIZE_AFTER`` on the same features, spec crfasrnn.md §3.8) and running
    ``inference(10)``. Both sides build their lattices in every timed run (our lattice cache is cleared
    first). Runs alternate between the two; the best of each counts. Goal: ours/pydensecrf <= 0.5. The
-   marginals (softmax of our logits) are compared as a sanity check.
+   marginals (softmax of our logits) are compared as a sanity check. With these Potts weights the
+   compatibilities are diagonal on both sides (ours folds them into the pixel pass, pydensecrf uses its
+   diagonal compatibility), so a second pair of runs uses a dense μ (−I plus small off-diagonal terms) on
+   our side and dense compatibility matrices (``MatrixCompatibility``) on pydensecrf's: the case of a trained
+   CRF-RNN, whose μ is a full matrix. That ratio is reported, not judged.
 2. **Backward.** The same layer in TRAIN phase (per-iteration blobs kept, ``force_backward``): one forward,
    then the backward (unary, Q0 and the three parameter diffs) timed on its own. Goal: backward <= 2 x the
    TEST forward of part 1.
@@ -121,8 +125,15 @@ class Ours:
         return self.net.forward(unary=unary[None], Q0=unary[None], data=image[None])["pred"][0]
 
 
-def densecrf(unary, image, iterations=ITERATIONS):
-    """pydensecrf2: the spec §3.8 recipe (unary energy −U, DIAG_KERNEL, NORMALIZE_AFTER); (C, H*W) marginals."""
+def full_matrix(classes=CLASSES, seed=7):
+    """A dense, Potts-like (C, C) compatibility: −I plus small off-diagonal terms (a trained μ is dense)."""
+    rng = np.random.default_rng(seed)
+    return (-np.eye(classes) + 0.05 * rng.standard_normal((classes, classes))).astype(np.float32)
+
+
+def densecrf(unary, image, iterations=ITERATIONS, matrices=None):
+    """pydensecrf2: the spec §3.8 recipe (unary energy −U, DIAG_KERNEL, NORMALIZE_AFTER); (C, H*W) marginals.
+    ``matrices`` (two (C, C) arrays) replaces the Potts weights by full compatibility matrices."""
     import pydensecrf.densecrf as dcrf
     c, h, w = unary.shape
     crf = dcrf.DenseCRF(h * w, c)
@@ -133,7 +144,8 @@ def densecrf(unary, image, iterations=ITERATIONS):
     spatial = np.stack([xs / np.float32(THETA_GAMMA), ys / np.float32(THETA_GAMMA)])
     colour = image.reshape(3, -1).astype(np.float32) / np.float32(THETA_BETA)
     bilateral = np.concatenate([np.stack([xs / np.float32(THETA_ALPHA), ys / np.float32(THETA_ALPHA)]), colour])
-    for feats, weight in ((spatial, SPATIAL_WEIGHT), (bilateral, BILATERAL_WEIGHT)):
+    weights = (SPATIAL_WEIGHT, BILATERAL_WEIGHT) if matrices is None else matrices
+    for feats, weight in zip((spatial, bilateral), weights):
         crf.addPairwiseEnergy(np.ascontiguousarray(feats, dtype=np.float32), compat=weight,
                               kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_AFTER)
     return np.asarray(crf.inference(iterations))
@@ -160,6 +172,21 @@ def run_compare(size, repeat, threads):
         theirs_times.append(time.perf_counter() - t0)
     ours_times, theirs_times = ours_times[1:], theirs_times[1:]
     got = softmax_planes(pred.reshape(CLASSES, -1))
+    # the same with a dense μ (ours: two C x C products per iteration on the lattice vertices) against
+    # pydensecrf with dense compatibility matrices (MatrixCompatibility)
+    mu = ours.layer.blobs[2].data[0, 0]
+    potts = mu.copy()
+    mu[...] = full_matrix()
+    dense = [full_matrix() @ (w * np.eye(CLASSES, dtype=np.float32)) for w in (SPATIAL_WEIGHT, BILATERAL_WEIGHT)]
+    ours_full, theirs_full = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        ours.run(unary, image)
+        ours_full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        densecrf(unary, image, matrices=[-m for m in dense])
+        theirs_full.append(time.perf_counter() - t0)
+    mu[...] = potts
     vertices = PermutohedralLattice(bilateral_features(image, THETA_ALPHA, THETA_BETA)).num_vertices
     del ours
     gc.collect()
@@ -174,7 +201,8 @@ def run_compare(size, repeat, threads):
     return {"ours": ours_times, "pydensecrf": theirs_times,
             "max_abs_diff": float(np.abs(got - marginals).max()),
             "label_agreement": float(np.mean(got.argmax(0) == marginals.argmax(0))),
-            "vertices": int(vertices), "train_forward": train_forward, "backward": backward_times}
+            "vertices": int(vertices), "train_forward": train_forward, "backward": backward_times,
+            "ours_full": ours_full, "pydensecrf_full": theirs_full}
 
 
 def run_memory(side, size, threads):
@@ -292,6 +320,12 @@ def main():
                                                                           verdict(ratio, TIME_TARGET)))
     print("  marginals: max |ours - pydensecrf| = %.2e, argmax agreement %.4f"
           % (r["max_abs_diff"], r["label_agreement"]))
+    full, theirs_full = min(r["ours_full"]), min(r["pydensecrf_full"])
+    print("  dense compatibility matrices (the Potts runs above need no C x C products on either side):")
+    print("  forward   crfrnn_np  %7.3f s  (runs: %s)" % (full, fmt_times(r["ours_full"])))
+    print("  forward   pydensecrf %7.3f s  (runs: %s; MatrixCompatibility)"
+          % (theirs_full, fmt_times(r["pydensecrf_full"])))
+    print("  forward ratio ours/pydensecrf, dense matrices: %.2f" % (full / theirs_full))
     backward = min(r["backward"])
     bratio = backward / ours
     print("  backward  crfrnn_np  %7.3f s  (runs: %s; TRAIN forward keeping buffers %.3f s)"

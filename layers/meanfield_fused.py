@@ -72,8 +72,12 @@ _EXP_POLY = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float3
 @numba.njit(cache=True)
 def _exp_nonpositive(x, count, bits):
     """``x[:count] = exp(x[:count])`` in place for values <= 0 (softmax arguments ``l − max l``); float32
-    through the vectorisable polynomial above (arguments below −87 give exp(−87), not a denormal), float64
-    through ``math.exp``. ``bits`` is int32 scratch of at least ``count``."""
+    through the vectorisable polynomial above, float64 through ``math.exp``. ``bits`` is int32 scratch of
+    at least ``count``.
+
+    In float32, arguments below −87 give exactly 0 instead of a result under 2^−126: denormal marginals
+    would make every later splat, blur and slice that touches them many times slower (a net with
+    confident, large logits has them at most pixels), and they are below any probability that matters."""
     if x.itemsize == 4:
         scale = bits.view(np.float32)
         p0, p1, p2, p3, p4, p5 = _EXP_POLY
@@ -82,8 +86,10 @@ def _exp_nonpositive(x, count, bits):
             n = (v * _LOG2E + _ROUND) - _ROUND
             r = (v - n * _LN2_HIGH) - n * _LN2_LOW
             p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
+            # 2^n as float32 bits; +0.0 (all bits clear) below the cut
+            power = (np.int32(n) + np.int32(127)) << np.int32(23)
+            bits[j] = power if x[j] >= np.float32(-87.0) else np.int32(0)
             x[j] = (p * r) * r + r + np.float32(1.0)
-            bits[j] = (np.int32(n) + np.int32(127)) << np.int32(23)      # 2^n as float32 bits
         for j in range(count):
             x[j] = x[j] * scale[j]
     else:
