@@ -42,8 +42,8 @@ import numpy as np
 from .config import CPU_BLOCK, CPU_MIN_CHUNK
 from .reference import scale_factors, slice_factor
 
-__all__ = ["CpuLattice", "build", "build_from_simplices", "filter_", "splat", "blur", "slice_",
-           "round_half_even", "elevate", "enclosing_simplex", "key_coord"]
+__all__ = ["CpuLattice", "build", "build_from_simplices", "filter_", "splat", "splat_plan", "blur", "slice_",
+           "slice_row", "round_half_even", "elevate", "enclosing_simplex", "key_coord"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -611,6 +611,19 @@ def _blur_axis(old, new, neighbours, j, half):
                 new[v + 1, k] = old[v + 1, k] + half * (old[n1, k] + old[n2, k])
 
 
+@numba.njit(cache=True)
+def slice_row(buf, vertex, weights, alpha, i, acc):
+    """``acc = sum_r (alpha w_ir) buf[vertex_ir + 1]``: the slice of pixel i into ``acc`` (C,), r in order
+    (shared with the fused mean-field kernels of ``layers.meanfield_fused``)."""
+    for k in range(acc.shape[0]):
+        acc[k] = 0
+    for r in range(vertex.shape[1]):
+        wa = weights[i, r] * alpha
+        row = vertex[i, r] + 1
+        for k in range(acc.shape[0]):
+            acc[k] += wa * buf[row, k]
+
+
 @numba.njit(cache=True, parallel=True)
 def _slice(buf, vertex, weights, alpha, scale, out):
     """``out[k, i] = (sum_r (alpha w_ir) buf[vertex_ir + 1, k]) scale[i]`` (r in order; no ``scale``
@@ -621,13 +634,7 @@ def _slice(buf, vertex, weights, alpha, scale, out):
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         acc = np.empty(c, buf.dtype)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            for k in range(c):
-                acc[k] = 0
-            for r in range(d1):
-                wa = weights[i, r] * alpha
-                row = vertex[i, r] + 1
-                for k in range(c):
-                    acc[k] += wa * buf[row, k]
+            slice_row(buf, vertex, weights, alpha, i, acc)
             if scaled:
                 s = scale[i]
                 for k in range(c):

@@ -46,6 +46,7 @@ import numba
 import numpy as np
 
 from crfrnn_np.lattice import cpu as lattice_cpu
+from crfrnn_np.lattice.cpu import slice_row
 from crfrnn_np.lattice.config import CPU_BLOCK
 from crfrnn_np.lattice.reference import slice_factor
 
@@ -172,18 +173,6 @@ def _vertex_outer(left, right, partial):
         partial[b] = acc
 
 
-@numba.njit(cache=True)
-def _slice_row(buf, vertex, weights, alpha, i, acc):
-    """``acc = Σ_r (α w_ir) buf[vertex_ir + 1]``: the slice of pixel i (r in order, as ``lattice.cpu``)."""
-    for k in range(acc.shape[0]):
-        acc[k] = 0
-    for r in range(vertex.shape[1]):
-        wa = weights[i, r] * alpha
-        row = vertex[i, r] + 1
-        for k in range(acc.shape[0]):
-            acc[k] += wa * buf[row, k]
-
-
 @numba.njit(cache=True, parallel=True)
 def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, vertex_b, weights_b, alpha_b,
                    norm_b, class_s, class_b, prob, logits_out):
@@ -201,8 +190,8 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
         bits = np.empty(0 if last else count * c, np.int32)
         for j in range(count):
             i = lo + j
-            _slice_row(buf_s, vertex_s, weights_s, alpha_s, i, acc_s)
-            _slice_row(buf_b, vertex_b, weights_b, alpha_b, i, acc_b)
+            slice_row(buf_s, vertex_s, weights_s, alpha_s, i, acc_s)
+            slice_row(buf_b, vertex_b, weights_b, alpha_b, i, acc_b)
             ns = norm_s[i]
             nb = norm_b[i]
             for k in range(c):
@@ -230,8 +219,8 @@ def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights
         acc_s = np.empty(c, prob.dtype)
         acc_b = np.empty(c, prob.dtype)
         for i in range(b * CPU_BLOCK, min(n, (b + 1) * CPU_BLOCK)):
-            _slice_row(buf_s, vertex_s, weights_s, one, i, acc_s)
-            _slice_row(buf_b, vertex_b, weights_b, one, i, acc_b)
+            slice_row(buf_s, vertex_s, weights_s, one, i, acc_s)
+            slice_row(buf_b, vertex_b, weights_b, one, i, acc_b)
             dot = prob.dtype.type(0)
             for k in range(c):
                 acc_s[k] = acc_s[k] * class_s[k] + acc_b[k] * class_b[k]
