@@ -3,7 +3,9 @@
 Loading follows Caffe's ``CopyTrainedLayersFrom``: source layers are matched to the net's layers by *name*
 (source layers with no match are ignored, net layers absent from the source keep their initial values); the
 number of blobs must be equal and each blob's shape must match, where a legacy 4-D BlobProto
-(num/channels/height/width) matches a target whose shape, left-padded with 1s to 4 axes, is equal.
+(num/channels/height/width) matches a target whose shape, left-padded with 1s to 4 axes, is equal. One
+addition: a MultiStageMeanfield layer's parameters load between its fused and its unrolled form (see
+:func:`crfrnn_np.layers.multi_stage_meanfield.weight_aliases`).
 HDF5 files (``/data/<layer>/<i>``) are recognised by their signature, not their name; there a layer may give
 fewer datasets than it has blobs (shared parameters are written by their owner only) and shapes must match
 exactly. Writes go to a temporary file that is renamed over the target.
@@ -50,8 +52,13 @@ def _fmt(shape):
 
 
 def _target_layers(net):
-    """name -> layer; with duplicate names the last one wins (Caffe's layer_names_index_)."""
-    return {layer.name: layer for layer in net.layers}
+    """name -> ``(description, blobs)``: the net's layers (with duplicate names the last one wins, Caffe's
+    ``layer_names_index_``), plus the names under which a fused or unrolled mean-field layer's parameters
+    may appear in a file saved from the other form (:func:`multi_stage_meanfield.weight_aliases`)."""
+    from crfrnn_np.layers.multi_stage_meanfield import weight_aliases
+    targets = weight_aliases(net.layers)
+    targets.update({layer.name: ("%s" % layer.type, layer.blobs) for layer in net.layers})
+    return targets
 
 
 def copy_from_net_param(net, source, origin="<weights>"):
@@ -61,17 +68,18 @@ def copy_from_net_param(net, source, origin="<weights>"):
     for src in source.layer:
         if not src.blobs:
             continue
-        layer = targets.get(src.name)
-        if layer is None:
+        target = targets.get(src.name)
+        if target is None:
             continue
-        if len(src.blobs) != len(layer.blobs):
+        kind, blobs = target
+        if len(src.blobs) != len(blobs):
             raise WeightsError("%s: incompatible number of blobs for layer '%s' (%s): the file has %d, the net "
-                               "has %d" % (origin, src.name, layer.type, len(src.blobs), len(layer.blobs)))
-        for j, (bp, blob) in enumerate(zip(src.blobs, layer.blobs)):
+                               "has %d" % (origin, src.name, kind, len(src.blobs), len(blobs)))
+        for j, (bp, blob) in enumerate(zip(src.blobs, blobs)):
             shape, legacy = blob_proto_shape(bp)
             if not _shape_matches(shape, legacy, blob.shape):
                 raise WeightsError("%s: cannot copy param %d of layer '%s' (%s): shape mismatch; the file has %s%s, "
-                                   "the net has %s" % (origin, j, src.name, layer.type, _fmt(shape),
+                                   "the net has %s" % (origin, j, src.name, kind, _fmt(shape),
                                                        " (legacy 4-D)" if legacy else "", _fmt(blob.shape)))
             values = blob_proto_array(bp)
             if values.size != blob.count:
@@ -94,20 +102,21 @@ def copy_from_hdf5(net, path):
             raise WeightsError("%s: HDF5 weights need a root group 'data' (Caffe layout /data/<layer>/<i>)" % path)
         data = f["data"]
         for name in data:
-            layer = targets.get(name)
+            target = targets.get(name)
             group = data[name]
-            if layer is None or not hasattr(group, "keys"):
+            if target is None or not hasattr(group, "keys"):
                 continue
+            kind, blobs = target
             keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
-            if len(keys) > len(layer.blobs):
-                raise WeightsError("%s: incompatible number of blobs for layer '%s': the file has %d, the net has %d"
-                                   % (path, name, len(keys), len(layer.blobs)))
+            if len(keys) > len(blobs):
+                raise WeightsError("%s: incompatible number of blobs for layer '%s' (%s): the file has %d, the net "
+                                   "has %d" % (path, name, kind, len(keys), len(blobs)))
             for key in keys:
-                if not key.isdigit() or int(key) >= len(layer.blobs):
+                if not key.isdigit() or int(key) >= len(blobs):
                     raise WeightsError("%s: unexpected dataset /data/%s/%s" % (path, name, key))
                 j = int(key)
                 arr = np.asarray(group[key])
-                blob = layer.blobs[j]
+                blob = blobs[j]
                 if tuple(arr.shape) != blob.shape:
                     raise WeightsError("%s: cannot copy /data/%s/%s: shape mismatch; the file has %s, the net has %s"
                                        % (path, name, key, _fmt(arr.shape), _fmt(blob.shape)))

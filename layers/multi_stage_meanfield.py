@@ -264,6 +264,47 @@ def unrolled_layers(layer_param):
     return layers
 
 
+def weight_aliases(layers):
+    """Extra names under which weights files may hold a mean-field layer's parameters.
+
+    A caffemodel saved from a fused net holds layer ``X`` with the three blobs (W_s, W_b, μ); one saved
+    from its unrolled net (``crfrnn unroll``) holds the Compatibility steps ``X_iter<t>_spatial_weight``,
+    ``X_iter<t>_bilateral_weight`` and ``X_iter<t>_compatibility`` with one blob each. Either file loads
+    into either net through these aliases.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        A net's layers.
+
+    Returns
+    -------
+    dict
+        name -> ``(description, [Blob, ...])``: for every fused layer X its per-step names (one blob each);
+        for every unrolled layer X whose three shared parameters are all present, the name X (three blobs).
+        Names of real layers are left out: a real layer always wins.
+    """
+    real = {layer.name for layer in layers}
+    aliases = {}
+    unrolled = {}                       # X -> {suffix index: blob}
+    for layer in layers:
+        if layer.type == "MultiStageMeanfield":
+            for t in range(1, layer.num_iterations + 1):
+                for k, suffix in enumerate(PARAM_SUFFIXES):
+                    aliases["%s_iter%d_%s" % (layer.name, t, suffix)] = (
+                        "parameter %d of MultiStageMeanfield '%s'" % (k, layer.name), [layer.blobs[k]])
+        elif layer.type == "Compatibility" and layer.layer_param.param:
+            name = layer.layer_param.param[0].name
+            for k, suffix in enumerate(PARAM_SUFFIXES):
+                if name.endswith("_" + suffix):
+                    unrolled.setdefault(name[:-len(suffix) - 1], {})[k] = layer.blobs[0]
+    for name, blobs in unrolled.items():
+        if len(blobs) == len(PARAM_SUFFIXES):
+            aliases[name] = ("the unrolled MultiStageMeanfield '%s' (its shared parameters)" % name,
+                             [blobs[k] for k in range(len(PARAM_SUFFIXES))])
+    return {name: target for name, target in aliases.items() if name not in real}
+
+
 @register_layer("MultiStageMeanfield")
 class MultiStageMeanfieldLayer(Layer):
     """CRF-as-RNN mean-field inference, composed of the step layers; see the module docstring.

@@ -229,3 +229,28 @@ def test_gradients_caffe_shipped_configuration(rng):
     for check_bottom in (0, 1):
         assert checker.check_gradient_directional(layer, bottom, top, check_bottom=check_bottom,
                                                   n_directions=6) <= 1e-6
+
+
+@pytest.mark.parametrize("suffix", [".caffemodel", ".h5"])
+@pytest.mark.parametrize("direction", ["fused-to-unrolled", "unrolled-to-fused"])
+def test_weights_load_between_fused_and_unrolled(rng, tmp_path, suffix, direction):
+    """A caffemodel or HDF5 file saved from the fused net loads into its unrolled net, and back: the same
+    parameters, hence the same output."""
+    fused_param = proto.parse(NET_TEXT + meanfield_snippet(3))
+    fused = Net(fused_param, phase="TEST", dtype="float64")
+    unrolled = Net(unroll_net(fused_param), phase="TEST", dtype="float64")
+    source, target = (fused, unrolled) if direction == "fused-to-unrolled" else (unrolled, fused)
+    trained = [m + 0.3 * rng.standard_normal(m.shape) for m in (3 * np.eye(3), 5 * np.eye(3), -np.eye(3))]
+    params = fused.params["inference1"] if source is fused else source.learnable_params
+    for blob, value in zip(params, trained):
+        blob.data[...] = value[None, None]
+    path = tmp_path / ("trained" + suffix)
+    source.save(str(path))
+    target.copy_from(str(path))
+    loaded = target.params["inference1"] if target is fused else target.learnable_params
+    for blob, value in zip(loaded, trained):
+        np.testing.assert_array_equal(blob.data[0, 0], value)
+    unary, image = random_inputs(rng, 2, 3, 6, 5)
+    out_s = source.forward(unary=unary, Q0=unary, data=image)["pred"].copy()
+    out_t = target.forward(unary=unary, Q0=unary, data=image)["pred"]
+    np.testing.assert_allclose(out_t, out_s, rtol=0, atol=1e-12)
