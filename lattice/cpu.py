@@ -387,8 +387,9 @@ def _merge_chunks(keys, starts, sizes, d1, w):
 
 
 @numba.njit(cache=True, parallel=True)
-def _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours):
-    """Global ids of chunk c's points and the blur neighbours of the c-th block of vertices (task c).
+def _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours, counts):
+    """Global ids of chunk c's points (and ``counts[c, v]``, how many of its entries fall on vertex v) and
+    the blur neighbours of the c-th block of vertices (task c).
 
     n1 = k - 1 except k_j + d at coordinate j (no special coordinate for j = d), i.e. the packed key
     minus one in every field plus d+1 in field j, is looked up in the (read-only) table; n2, the step
@@ -405,7 +406,9 @@ def _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift
         row0 = starts[c] * d1
         for i in range(starts[c], starts[c + 1]):
             for r in range(d1):
-                vertex[i, r] = remap[row0 + vertex[i, r]]
+                v = remap[row0 + vertex[i, r]]
+                vertex[i, r] = v
+                counts[c, v] += 1
         ones = np.zeros(w, np.int64)
         for q in range(d):
             ones[word[q]] += np.int64(1) << shift[q]
@@ -471,8 +474,9 @@ def _index(starts, rem0, rank, weights, low, high):
     gkeys, m, table_keys, table_ids, bits, remap = _merge_chunks(keys, starts, sizes, d1, w)
     del keys
     neighbours = np.full((d1, m, 2), -1, np.int32)
-    _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours)
-    entries = np.cumsum(np.bincount(vertex.reshape(-1), minlength=m))
+    counts = np.zeros((starts.shape[0] - 1, m), np.int64)
+    _index_chunks(starts, remap, gkeys, table_keys, table_ids, bits, word, shift, vertex, neighbours, counts)
+    entries = np.cumsum(counts.sum(axis=0))
     return dict(vertex=vertex, weights=weights, neighbours=neighbours, entries=entries, num_vertices=m)
 
 

@@ -65,7 +65,6 @@ SOFTMAX_BLOCK = 128
 _LOG2E = np.float32(1.4426950408889634)
 _LN2_HIGH = np.float32(0.693359375)
 _LN2_LOW = np.float32(-2.12194440e-4)
-_ROUND = np.float32(12582912.0)          # 1.5 * 2^23: (t + _ROUND) - _ROUND rounds t to an integer
 _EXP_POLY = (np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3),
              np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1))
 
@@ -84,7 +83,7 @@ def _exp_nonpositive(x, count, bits):
         p0, p1, p2, p3, p4, p5 = _EXP_POLY
         for j in range(count):
             v = max(x[j], np.float32(-87.0))
-            n = (v * _LOG2E + _ROUND) - _ROUND
+            n = np.rint(v * _LOG2E)
             r = (v - n * _LN2_HIGH) - n * _LN2_LOW
             p = ((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5
             # 2^n as float32 bits; +0.0 (all bits clear) below the cut
@@ -98,21 +97,33 @@ def _exp_nonpositive(x, count, bits):
             x[j] = math.exp(x[j])
 
 
+#: fastmath flags of the softmax's sums and maxima: reassociation lets LLVM split their dependency chains
+#: across vector lanes (a different summation order, as any vectorised softmax; no NaN/inf assumptions).
+#: Only on leaf functions: numba compiles a callee with its caller's flags (and caches that build under the
+#: callee's own signature), so flags on a caller would reach :func:`_exp_nonpositive` as well.
+_REDUCE = {"reassoc", "nsz", "arcp", "contract"}
+
+
+@numba.njit(cache=True, fastmath=_REDUCE)
+def _normalise(logits, base, c, row):
+    """``row = e / Σ e`` for the C exponentials ``e = logits[base:base+c]``."""
+    total = logits.dtype.type(0)
+    for k in range(c):
+        total += logits[base + k]
+    for k in range(c):
+        row[k] = logits[base + k] / total
+
+
 @numba.njit(cache=True)
 def _softmax_block(logits, count, c, bits, rows, first):
     """``rows[first + j] = softmax(logits[j*c : (j+1)*c])`` for the ``count`` pixels of a block, from
     flat logits already shifted by each pixel's maximum (the Softmax layer's max-subtracted form)."""
     _exp_nonpositive(logits, count * c, bits)
     for j in range(count):
-        total = logits.dtype.type(0)
-        for k in range(c):
-            total += logits[j * c + k]
-        row = rows[first + j]
-        for k in range(c):
-            row[k] = logits[j * c + k] / total
+        _normalise(logits, j * c, c, rows[first + j])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_REDUCE)
 def _shift_by_max(acc, logits, base):
     """``logits[base:base+c] = acc − max(acc)``."""
     c = acc.shape[0]
@@ -124,20 +135,44 @@ def _shift_by_max(acc, logits, base):
 
 
 @numba.njit(cache=True, parallel=True)
-def _softmax_planes_to_rows(planes, rows):
-    """``rows[i] = softmax(planes[:, i])`` for (C, N) planes and (N, C) rows, parallel over pixel blocks."""
-    c, n = planes.shape
+def _transpose(src, dst):
+    """``dst = srcᵀ`` for 2-D arrays, (C, N) planes to (N, C) rows or back, by blocks of ``SOFTMAX_BLOCK``
+    pixels, parallel over blocks: every inner loop runs along one plane (contiguous), and the block's
+    rows stay in the L1 cache."""
+    planar = src.shape[1] >= src.shape[0]
+    n = src.shape[1] if planar else src.shape[0]
+    c = src.shape[0] if planar else src.shape[1]
+    for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
+        lo = b * SOFTMAX_BLOCK
+        hi = min(n, lo + SOFTMAX_BLOCK)
+        for k in range(c):
+            if planar:
+                for i in range(lo, hi):
+                    dst[i, k] = src[k, i]
+            else:
+                for i in range(lo, hi):
+                    dst[k, i] = src[i, k]
+
+
+@numba.njit(cache=True, parallel=True)
+def _softmax_rows(rows):
+    """``rows[i] = softmax(rows[i])`` in place for (N, C) rows, parallel over pixel blocks."""
+    n, c = rows.shape
     for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
         lo = b * SOFTMAX_BLOCK
         count = min(n, lo + SOFTMAX_BLOCK) - lo
-        acc = np.empty(c, rows.dtype)
         logits = np.empty(count * c, rows.dtype)
         bits = np.empty(count * c, np.int32)
         for j in range(count):
-            for k in range(c):
-                acc[k] = planes[k, lo + j]
-            _shift_by_max(acc, logits, j * c)
+            _shift_by_max(rows[lo + j], logits, j * c)
         _softmax_block(logits, count, c, bits, rows, lo)
+
+
+def _planes_to_rows(planes, dtype):
+    """(C, N) planes as a new C-contiguous (N, C) array of ``dtype``."""
+    rows = np.empty(planes.shape[::-1], dtype)
+    _transpose(np.ascontiguousarray(planes, dtype), rows)
+    return rows
 
 
 @numba.njit(cache=True, parallel=True)
@@ -186,7 +221,7 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
         count = min(n, lo + SOFTMAX_BLOCK) - lo
         acc_s = np.empty(c, unary.dtype)
         acc_b = np.empty(c, unary.dtype)
-        logits = np.empty(0 if last else count * c, unary.dtype)
+        logits = np.empty(count * c, unary.dtype)
         bits = np.empty(0 if last else count * c, np.int32)
         for j in range(count):
             i = lo + j
@@ -198,10 +233,14 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
                 acc_s[k] = unary[i, k] - (acc_s[k] * ns * class_s[k] + acc_b[k] * nb * class_b[k])
             if last:
                 for k in range(c):
-                    logits_out[k, i] = acc_s[k]
+                    logits[j * c + k] = acc_s[k]
             else:
                 _shift_by_max(acc_s, logits, j * c)
-        if not last:
+        if last:
+            for k in range(c):                  # plane by plane: contiguous writes
+                for j in range(count):
+                    logits_out[k, lo + j] = logits[j * c + k]
+        else:
             _softmax_block(logits, count, c, bits, prob, lo)
 
 
@@ -328,9 +367,9 @@ def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=
     lattices = [_Lattice(spatial, c, dtype), _Lattice(bilateral, c, dtype)]
     _, products = _matrices(weights)
     plans = _compatibility(products, dtype)
-    unary_rows = np.ascontiguousarray(unary.T, dtype)
-    prob = np.empty((n, c), dtype)
-    _softmax_planes_to_rows(np.ascontiguousarray(q0, dtype), prob)
+    unary_rows = _planes_to_rows(unary, dtype)
+    prob = _planes_to_rows(q0, dtype)
+    _softmax_rows(prob)
     probs, blurred = [], []
     none = np.empty((0, 0), dtype)
     lat_s, lat_b = lattices
@@ -376,7 +415,7 @@ def backward_image(stored, weights, top_diff, unary_diff=None, q0_diff=None, par
     (w_s, w_b, mu), products = _matrices(weights)
     n, c = probs[0].shape
     dtype = probs[0].dtype
-    grad = np.ascontiguousarray(top_diff.T, dtype)                # g_T = ∂L_T, (N, C)
+    grad = _planes_to_rows(top_diff, dtype)                       # g_T = ∂L_T, (N, C)
     unary_rows = grad.copy() if unary_diff is not None else np.empty((0, 0), dtype)
     # α_x A_xᵀ: the transpose of the forward's vertex product, with the slice factor folded in
     plans = _compatibility([a.T * float(lat.alpha) for lat, a in zip(lattices, products)], dtype)
@@ -405,9 +444,9 @@ def backward_image(stored, weights, top_diff, unary_diff=None, q0_diff=None, par
                                 plans[0][1], plans[1][1], probs[t], following, unary_rows if t > 0 else np.empty((0, 0), dtype))
         grad, spare = following, grad                             # g_{t-1}; g_t is dead
     if unary_diff is not None:
-        unary_diff[...] = unary_rows.T
+        _transpose(unary_rows, unary_diff)
     if q0_diff is not None:
-        q0_diff[...] = grad.T
+        _transpose(grad, q0_diff)
     for x, w in enumerate((w_s, w_b)):
         if param_diffs[x] is not None:
             param_diffs[x] += mu.T @ grad_a[x]                   # ∂W_x = μᵀ ∂A_x
