@@ -507,6 +507,8 @@ class MultiStageMeanfieldLayer(Layer):
         return spatial, bilateral
 
     def _fused_forward(self, bottom, top, keep):
+        """The forward in :func:`meanfield_fused.forward_image`, image by image, into ``top[0]``; with
+        ``keep`` the per-image records the backward needs are stored."""
         unary, q0, _ = bottom
         n, c, h, w = unary.shape
         spatial, bilateral = self._lattices(bottom)
@@ -517,6 +519,8 @@ class MultiStageMeanfieldLayer(Layer):
         self._stored_forward = keep
 
     def _fused_backward(self, top, propagate_down, bottom):
+        """The backward in :func:`meanfield_fused.backward_image` from the stored records: ∂U and ∂Q0
+        overwritten where asked for, the three parameter diffs accumulated."""
         unary, q0, _ = bottom
         n, c, h, w = unary.shape
         weights = [blob.data[0, 0] for blob in self.blobs]
