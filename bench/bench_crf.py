@@ -45,7 +45,7 @@ import time
 
 import numpy as np
 
-from bench.common import REPO_ROOT, best_of, fmt_times, measure_peak, mib, run_worker, verdict
+from bench.common import REPO_ROOT, best_of, fmt_times, measure_peak, mib, random_params, run_worker, verdict
 
 CLASSES = 21
 ITERATIONS = 10
@@ -227,26 +227,6 @@ def run_memory(side, size, threads):
     return mem
 
 
-def _deploy_params(net, seed):
-    """He-normal weights, small biases, for every parameter blob of ``net`` (not the CRF's); {name: arrays}."""
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name, blobs in net.params.items():
-        layer = net.layer_dict[name]
-        if layer.type == "MultiStageMeanfield":
-            continue
-        w = blobs[0].data
-        if layer.type == "Deconvolution":
-            fan_in = w.shape[0] * int(np.prod(w.shape[2:])) / int(np.prod(layer.stride))
-        else:
-            fan_in = int(np.prod(w.shape[1:]))
-        w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)
-        if len(blobs) > 1:
-            blobs[1].data[...] = rng.standard_normal(blobs[1].shape) * 0.01
-        params[name] = [b.data for b in blobs]
-    return params
-
-
 def run_deploy_ours(workdir, size, repeat, threads, seed=1701):
     """Worker, part 4: the deploy net forward; writes ``weights.npz`` for the torch side."""
     _set_threads(threads)
@@ -254,7 +234,7 @@ def run_deploy_ours(workdir, size, repeat, threads, seed=1701):
     from crfrnn_np import proto
     param = proto.read_net(DEPLOY_PROTOTXT)
     net = crfrnn_np.Net(param, phase="TEST", dtype="float32")
-    params = _deploy_params(net, seed)
+    params = random_params(net, seed, skip_types=("MultiStageMeanfield",))
     np.savez(os.path.join(workdir, "weights.npz"),
              **{"%s/%d" % (name, i): a for name, arrays in params.items() for i, a in enumerate(arrays)})
     del params

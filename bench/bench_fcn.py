@@ -31,7 +31,8 @@ import tempfile
 
 import numpy as np
 
-from bench.common import anchors_dir, best_of, fmt_times, measure_peak, mib, rss_bytes, run_worker, verdict
+from bench.common import (anchors_dir, best_of, fmt_times, measure_peak, mib, random_params, rss_bytes, run_worker,
+                          verdict)
 
 TIME_TARGET = 1.3
 MEMORY_TARGET = 1.5
@@ -53,26 +54,6 @@ def fcn8s_model():
     del param.layer[ends[0] + 1:]
     param.force_backward = False
     return param, anchor + " (layers up to 'coarse')"
-
-
-def random_params(net, seed):
-    """Fill every parameter blob of ``net``: He-normal weights (fan-in = C_in * k * k of the product computed,
-    divided by stride^2 for a deconvolution), biases N(0, 0.01^2). Returns {layer name: [arrays]}."""
-    rng = np.random.default_rng(seed)
-    params = {}
-    for name, blobs in net.params.items():
-        layer = net.layer_dict[name]
-        w = blobs[0].data
-        if layer.type == "Deconvolution":
-            stride = int(np.prod(layer.stride))
-            fan_in = w.shape[0] * int(np.prod(w.shape[2:])) / stride
-        else:
-            fan_in = int(np.prod(w.shape[1:]))
-        w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)
-        if len(blobs) > 1:
-            blobs[1].data[...] = rng.standard_normal(blobs[1].shape) * 0.01
-        params[name] = [b.data for b in blobs]
-    return params
 
 
 def _input(size, seed):

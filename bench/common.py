@@ -189,3 +189,27 @@ def _worker_main(argv):
 
 if __name__ == "__main__":
     sys.exit(_worker_main(sys.argv[1:]))
+
+
+def random_params(net, seed, skip_types=()):
+    """Fill every parameter blob of ``net`` (layers of ``skip_types`` keep theirs): He-normal weights
+    (fan-in = C_in * k * k of the product computed, divided by stride^2 for a deconvolution), biases
+    N(0, 0.01^2). Returns {layer name: [arrays]} of the filled layers."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, blobs in net.params.items():
+        layer = net.layer_dict[name]
+        if layer.type in skip_types:
+            continue
+        w = blobs[0].data
+        if layer.type == "Deconvolution":
+            stride = int(np.prod(layer.stride))
+            fan_in = w.shape[0] * int(np.prod(w.shape[2:])) / stride
+        else:
+            fan_in = int(np.prod(w.shape[1:]))
+        w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / fan_in)
+        if len(blobs) > 1:
+            blobs[1].data[...] = rng.standard_normal(blobs[1].shape) * 0.01
+        params[name] = [b.data for b in blobs]
+    return params
