@@ -178,29 +178,29 @@ def _insert(table_keys, table_ids, key, base, w, shift, new_id):
 
 
 @numba.njit(cache=True)
-def _insert1(table_keys, table_ids, key, shift, new_id):
-    """:func:`_insert` for one-word keys (the common case), with the key in a register."""
+def _find1(table_keys, table_ids, key, shift):
+    """:func:`_find` for one-word keys (the common case), with the key in a register."""
     mask = table_ids.shape[0] - 1
     slot = np.int64((np.uint64(key) * np.uint64(_GOLDEN)) >> np.uint64(shift))
-    while table_ids[slot] >= 0:
-        if table_keys[slot] == key:
-            return table_ids[slot]
+    while table_ids[slot] >= 0 and table_keys[slot] != key:
         slot = (slot + 1) & mask
-    table_keys[slot] = key
-    table_ids[slot] = new_id
-    return new_id
+    return slot
+
+
+@numba.njit(cache=True)
+def _insert1(table_keys, table_ids, key, shift, new_id):
+    """:func:`_insert` for one-word keys."""
+    slot = _find1(table_keys, table_ids, key, shift)
+    if table_ids[slot] < 0:
+        table_keys[slot] = key
+        table_ids[slot] = new_id
+    return table_ids[slot]
 
 
 @numba.njit(cache=True)
 def _lookup1(table_keys, table_ids, key, shift):
-    """Id of the one-word key ``key``, or -1."""
-    mask = table_ids.shape[0] - 1
-    slot = np.int64((np.uint64(key) * np.uint64(_GOLDEN)) >> np.uint64(shift))
-    while table_ids[slot] >= 0:
-        if table_keys[slot] == key:
-            return table_ids[slot]
-        slot = (slot + 1) & mask
-    return -1
+    """Id of the one-word key ``key``, or -1 (the empty slot's id)."""
+    return table_ids[_find1(table_keys, table_ids, key, shift)]
 
 
 @numba.njit(cache=True)
