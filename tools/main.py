@@ -41,15 +41,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except Error as e:
+    except (Error, OSError) as e:
         print("crfrnn: error: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("crfrnn: interrupted", file=sys.stderr)
         return 130
-    except OSError as e:
-        print("crfrnn: error: %s" % e, file=sys.stderr)
-        return 1
     except MemoryError:
         print("crfrnn: error: out of memory", file=sys.stderr)
         return 1
