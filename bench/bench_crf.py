@@ -155,6 +155,19 @@ def densecrf(unary, image, iterations=ITERATIONS, matrices=None):
 
 # ---- workers (fresh processes) ----------------------------------------------------------------------------------
 
+def alternate(ours, theirs, repeat):
+    """Run ``ours()`` and ``theirs()`` in turn, ``repeat`` timed rounds after one warm-up round; returns
+    ``(times, last result)`` for each side."""
+    sides = [[[], None], [[], None]]
+    for round_ in range(repeat + 1):
+        for side, fn in zip(sides, (ours, theirs)):
+            t0 = time.perf_counter()
+            side[1] = fn()
+            if round_:
+                side[0].append(time.perf_counter() - t0)
+    return [tuple(side) for side in sides]
+
+
 def run_compare(size, repeat, threads):
     """Worker, parts 1 and 2: forward times side by side, marginal agreement, backward time."""
     _set_threads(threads)
@@ -163,16 +176,8 @@ def run_compare(size, repeat, threads):
     ours = Ours(size)
     ours.run(demo_unary(WARMUP_SIZE), demo_image(WARMUP_SIZE))
     densecrf(demo_unary(WARMUP_SIZE), demo_image(WARMUP_SIZE))
-    ours_times, theirs_times = [], []
-    pred = marginals = None
-    for _ in range(repeat + 1):                     # the first round is a warm-up
-        t0 = time.perf_counter()
-        pred = ours.run(unary, image)
-        ours_times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        marginals = densecrf(unary, image)
-        theirs_times.append(time.perf_counter() - t0)
-    ours_times, theirs_times = ours_times[1:], theirs_times[1:]
+    (ours_times, pred), (theirs_times, marginals) = alternate(
+        lambda: ours.run(unary, image), lambda: densecrf(unary, image), repeat)
     got = softmax_planes(pred.reshape(CLASSES, -1))
     # the same with a dense μ (ours: two C x C products per iteration on the lattice vertices) against
     # pydensecrf with dense compatibility matrices (MatrixCompatibility)
@@ -180,14 +185,8 @@ def run_compare(size, repeat, threads):
     potts = mu.copy()
     mu[...] = full_matrix()
     dense = [full_matrix() @ (w * np.eye(CLASSES, dtype=np.float32)) for w in (SPATIAL_WEIGHT, BILATERAL_WEIGHT)]
-    ours_full, theirs_full = [], []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        ours.run(unary, image)
-        ours_full.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        densecrf(unary, image, matrices=[-m for m in dense])
-        theirs_full.append(time.perf_counter() - t0)
+    (ours_full, _), (theirs_full, _) = alternate(
+        lambda: ours.run(unary, image), lambda: densecrf(unary, image, matrices=[-m for m in dense]), repeat)
     mu[...] = potts
     vertices = PermutohedralLattice(bilateral_features(image, THETA_ALPHA, THETA_BETA)).num_vertices
     del ours
