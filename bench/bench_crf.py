@@ -82,7 +82,7 @@ def demo_unary(size):
     return np.ascontiguousarray(ndimage.zoom(coarse, (1, size / h, size / w), order=1), dtype=np.float32)
 
 
-def meanfield_prototxt(size, iterations=ITERATIONS, force_backward=False):
+def meanfield_prototxt(size, iterations=ITERATIONS, force_backward=False, engine="DEFAULT"):
     """A net of three Input layers (unary, Q0, data) and one MultiStageMeanfield (deploy bandwidths)."""
     shape = "shape { dim: 1 dim: %d dim: %d dim: %d }"
     return "\n".join([
@@ -94,8 +94,8 @@ def meanfield_prototxt(size, iterations=ITERATIONS, force_backward=False):
         'layer { name: "inference1" type: "MultiStageMeanfield" bottom: "unary" bottom: "Q0" bottom: "data"',
         '  top: "pred" multi_stage_meanfield_param { num_iterations: %d theta_alpha: %g theta_beta: %g'
         % (iterations, THETA_ALPHA, THETA_BETA),
-        '  theta_gamma: %g spatial_filter_weight: %g bilateral_filter_weight: %g } }'
-        % (THETA_GAMMA, SPATIAL_WEIGHT, BILATERAL_WEIGHT),
+        '  theta_gamma: %g spatial_filter_weight: %g bilateral_filter_weight: %g engine: %s } }'
+        % (THETA_GAMMA, SPATIAL_WEIGHT, BILATERAL_WEIGHT, engine),
     ])
 
 
@@ -116,10 +116,10 @@ def softmax_planes(logits):
 class Ours:
     """Our MultiStageMeanfield in a Net; ``run()`` clears the lattice cache and does one forward."""
 
-    def __init__(self, size, phase="TEST", force_backward=False):
+    def __init__(self, size, phase="TEST", force_backward=False, engine="DEFAULT"):
         import crfrnn_np
-        self.net = crfrnn_np.Net(meanfield_prototxt(size, force_backward=force_backward), phase=phase,
-                                 dtype="float32")
+        self.net = crfrnn_np.Net(meanfield_prototxt(size, force_backward=force_backward, engine=engine),
+                                 phase=phase, dtype="float32")
         self.layer = self.net.layer_dict["inference1"]
 
     def run(self, unary, image):
@@ -350,19 +350,17 @@ def main():
 
 
 def profile(size=500, threads=2, repeat=3):
-    """Per-step forward times of our TEST MultiStageMeanfield run through its step layers (lattice builds
-    excluded), then a cProfile of the forward the CPU backend runs (the fused kernels)."""
+    """Per-step forward times of the STEPS engine (lattice builds excluded), then a cProfile of the FUSED
+    engine's forward (what the CPU backend runs by default)."""
     import collections
     import cProfile
     import pstats
     _set_threads(threads)
     image, unary = demo_image(size), demo_unary(size)
-    ours = Ours(size)
-    ours.run(unary, image)
-    layer = ours.layer
-    layer._fused_applies = lambda bottom: False          # this instance only: the step-layer path
+    steps = Ours(size, engine="STEPS")
+    steps.run(unary, image)
     totals = collections.defaultdict(float)
-    for step in layer.steps:
+    for step in steps.layer.steps_net.layers:
         key = step.type + (" " + step.kernel.lower() if step.type == "PermutohedralFilter" else "")
         original = step.forward
 
@@ -376,18 +374,20 @@ def profile(size=500, threads=2, repeat=3):
     for _ in range(repeat):
         before = dict(totals)
         t0 = time.perf_counter()
-        ours.net.forward(unary=unary[None], Q0=unary[None], data=image[None])
+        steps.net.forward(unary=unary[None], Q0=unary[None], data=image[None])
         elapsed = time.perf_counter() - t0
         if elapsed < best:
             best, per_step = elapsed, {k: totals[k] - before.get(k, 0.0) for k in totals}
-    print("forward (lattices cached) %.3f s; per step type, summed over %d iterations:" % (best, ITERATIONS))
+    print("STEPS engine forward (lattices cached) %.3f s; per step type, summed over %d iterations:"
+          % (best, ITERATIONS))
     for key, t in sorted(per_step.items(), key=lambda kv: -kv[1]):
         print("  %-30s %7.3f s  %5.1f %%" % (key, t, 100 * t / best))
-    del layer._fused_applies
-    print("step-layer path; the fused CPU kernels (cProfile below) take the place of all of these")
+    print("the FUSED engine's kernels (cProfile below) take the place of all of these")
+    fused = Ours(size, engine="FUSED")
+    fused.run(unary, image)
     prof = cProfile.Profile()
     prof.enable()
-    ours.run(unary, image)
+    fused.run(unary, image)
     prof.disable()
     pstats.Stats(prof).sort_stats("tottime").print_stats(12)
 

@@ -11,6 +11,11 @@ The checker compares each layer's analytic backward with central differences of 
 * **kink**: an element is compared only if ``|x| < kink − kink_range`` or ``|x| > kink + kink_range`` (ReLU and
   max-pooling are not differentiable at the kink); ``kink_range < 0`` (default) compares everything.
 * **pass criterion**: ``|analytic − estimate| <= threshold · max(|analytic|, |estimate|, 1)``.
+* **bottoms without a gradient**: a layer lists the bottoms that carry no gradient by design in
+  ``no_gradient_bottoms`` (a loss's labels; the image of the CRF layers, which only fixes the lattice
+  features: finite differences would see the lattice change, the backward rightly says zero). Checking all
+  bottoms (``check_bottom=-1``) skips those, as Caffe's checker is told which bottom to check; naming one
+  explicitly checks it anyway.
 
 ``check_gradient_directional`` (Chainer's ``check_backward``) checks ``⟨∇E, r⟩`` against a two-point
 difference along random directions ``r``: cheap enough for the lattice filter and the whole mean-field
@@ -58,7 +63,15 @@ class GradientChecker:
         crfrnn_random.set_seed(self.seed)
         layer.forward(bottom, top)
 
+    @staticmethod
+    def skipped_bottoms(layer, bottom, check_bottom=-1):
+        """``[(index, blob name, why)]``: the bottoms a check of ``layer`` leaves out (see the module doc)."""
+        if check_bottom >= 0:
+            return []
+        return [(i, bottom[i].name, why) for i, why in sorted(layer.no_gradient_bottoms.items()) if i < len(bottom)]
+
     def _blobs_to_check(self, layer, bottom, check_bottom):
+        skip = {i for i, _, _ in self.skipped_bottoms(layer, bottom, check_bottom)}
         blobs, names = [], []
         for j, b in enumerate(layer.blobs):
             if j >= len(layer.param_propagate_down) or layer.param_propagate_down[j]:
@@ -66,7 +79,7 @@ class GradientChecker:
                 names.append("param %d" % j)
         propagate_down = [False] * len(bottom)
         for i, b in enumerate(bottom):
-            if check_bottom < 0 or check_bottom == i:
+            if (check_bottom < 0 and i not in skip) or check_bottom == i:
                 if any(b is t for t in blobs):
                     continue
                 blobs.append(b)
@@ -218,8 +231,9 @@ class GradientChecker:
     def check_net(self, net, layer_names=None, mode="directional", n_directions=3):
         """Check every layer of ``net`` that has a backward (or only ``layer_names``), layer by layer.
 
-        Returns a list of rows ``(layer name, type, max relative error)``; raises GradientCheckError listing
-        the failing layers after checking all of them.
+        Returns a list of rows ``(layer name, type, max relative error, skipped)`` with ``skipped`` the
+        bottoms left out, ``[(index, blob name, why)]``; raises GradientCheckError listing the failing layers
+        after checking all of them.
         """
         rows, failed = [], []
         net.forward_prefilled()
@@ -241,7 +255,7 @@ class GradientChecker:
             except GradientCheckError as e:
                 failed.append(str(e))
                 err = float("nan")
-            rows.append((layer.name, layer.type, err))
+            rows.append((layer.name, layer.type, err, self.skipped_bottoms(layer, bottom, check_bottom)))
         if failed:
             raise GradientCheckError("\n".join(failed))
         return rows

@@ -89,6 +89,9 @@ class Layer:
     equal_num_bottom_top = False
     #: Loss layers get ``loss_weight: 1`` on top 0 when the prototxt gives none.
     is_loss = False
+    #: Bottoms that carry no gradient by design, index -> why (a label, the image that only fixes a lattice's
+    #: features). ``force_backward`` leaves them out and the gradient checker skips them, saying why.
+    no_gradient_bottoms = {}
 
     def __init__(self, layer_param, phase="TEST", dtype=np.float32, backend="cpu"):
         self.layer_param = layer_param
@@ -99,6 +102,8 @@ class Layer:
         self.blobs = []
         self.param_propagate_down = []
         self.loss_weights = []
+        #: Set by the Net before ``setup``: the net's shared LatticeCache (None for a layer made on its own).
+        self.lattice_cache = None
 
     # -- helpers for subclasses ----------------------------------------------------------------------------
     def where(self, field=None):
@@ -158,8 +163,9 @@ class Layer:
             raise self.error("this layer cannot propagate a gradient to its bottoms")
 
     def allow_force_backward(self, bottom_index):
-        """Whether ``force_backward`` may make this bottom receive a gradient (labels never do)."""
-        return True
+        """Whether ``force_backward`` may make this bottom receive a gradient: not those listed in
+        :attr:`no_gradient_bottoms` (labels never do)."""
+        return bottom_index not in self.no_gradient_bottoms
 
     # -- checks and loss weights -----------------------------------------------------------------------------
     def check_blob_counts(self, bottom, top):

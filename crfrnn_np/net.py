@@ -119,6 +119,10 @@ class Net:
     backend : {"cpu", "cuda"}
     level : int
     stages : sequence of str
+    lattice_cache : LatticeCache, optional
+        Where the net's CRF layers keep their permutohedral lattices (built once per image and shared by
+        every filter of the net). By default each net has its own; a MultiStageMeanfield layer hands its
+        net's cache to the step-layer sub-net it runs.
     keep_blobs : bool
         True (default, pycaffe's behaviour): every blob keeps its data after ``forward`` so it can be read and
         a backward can follow. False: an inference-only mode that frees each intermediate blob's arrays right
@@ -128,7 +132,7 @@ class Net:
     """
 
     def __init__(self, model, weights=None, phase="TEST", dtype="float32", backend="cpu", level=0, stages=(),
-                 keep_blobs=True):
+                 keep_blobs=True, lattice_cache=None):
         if isinstance(phase, str):
             phase = phase.upper()
         if phase not in ("TRAIN", "TEST"):
@@ -145,6 +149,10 @@ class Net:
         self.dtype = np.dtype(_DTYPES[dtype_name])
         self.backend = backend
         self.keep_blobs = bool(keep_blobs)
+        if lattice_cache is None:
+            from crfrnn_np.layers.permutohedral_filter import LatticeCache
+            lattice_cache = LatticeCache(backend)
+        self.lattice_cache = lattice_cache
         param = _load_net_param(model)
         self.net_param = param
         self.name = param.name
@@ -193,6 +201,7 @@ class Net:
                 if lp.type == "Input":
                     self.inputs.append(name)
             layer.graph = graph
+            layer.lattice_cache = self.lattice_cache
             try:
                 layer.setup(bottom, top)
             except Error:

@@ -147,18 +147,6 @@ def _filter_into(lattice, planes, norm, reverse, out):
         lattice.filter(planes, reverse=reverse, scale=norm, out=out)
 
 
-#: Lattices shared by the filter layers of a net that get no cache of their own (unrolled nets).
-_SHARED_CACHES = {}
-
-
-def shared_cache(backend):
-    """The process-wide :class:`LatticeCache` of one backend."""
-    cache = _SHARED_CACHES.get(backend)
-    if cache is None:
-        cache = _SHARED_CACHES[backend] = LatticeCache(backend)
-    return cache
-
-
 @register_layer("PermutohedralFilter")
 class PermutohedralFilterLayer(Layer):
     """Normalised permutohedral (Gaussian) filtering of C class planes; see the module docstring.
@@ -174,11 +162,13 @@ class PermutohedralFilterLayer(Layer):
     Attributes
     ----------
     cache : LatticeCache
-        Where the lattices come from; the fused ``MultiStageMeanfield`` layer hands its own to its filters.
+        Where the lattices come from: the net's (:attr:`Layer.lattice_cache`, shared by all its filters), or
+        the layer's own when it is made outside a net.
     """
 
     exact_num_bottom = 2
     exact_num_top = 1
+    no_gradient_bottoms = {1: "the image only fixes the lattice features, which are constants"}
 
     def layer_setup(self, bottom, top):
         p = self.layer_param.permutohedral_param
@@ -192,7 +182,7 @@ class PermutohedralFilterLayer(Layer):
             raise self.error("the bandwidths theta_* of a %s kernel must be positive" % self.kernel,
                              field="permutohedral_param")
         if not hasattr(self, "cache"):
-            self.cache = shared_cache(self.backend)
+            self.cache = self.lattice_cache or LatticeCache(self.backend)
         self._lattices = []
 
     def reshape(self, bottom, top):
@@ -238,6 +228,3 @@ class PermutohedralFilterLayer(Layer):
         for i, (lattice, norm) in enumerate(lattices):
             # through the normalisation (D is diagonal), then the transposed filter Kᵀ = reverse blur order
             _filter_into(lattice, top[0].diff[i].reshape(c, h * w), norm, True, _planes(values.diff[i], c, h * w))
-
-    def allow_force_backward(self, bottom_index):
-        return bottom_index == 0

@@ -65,6 +65,7 @@ class SoftmaxWithLossLayer(Layer):
     min_num_top = 1
     max_num_top = 2
     is_loss = True
+    no_gradient_bottoms = {1: "the labels are class indices"}
 
     def layer_setup(self, bottom, top):
         lp = self.layer_param.loss_param
@@ -127,6 +128,3 @@ class SoftmaxWithLossLayer(Layer):
         g *= valid[:, None, :]
         g *= self.dtype.type(float(top[0].diff.flat[0]) / self.normalizer)
         bottom[0].diff[...] = g.reshape(bottom[0].shape)
-
-    def allow_force_backward(self, bottom_index):
-        return bottom_index != 1

@@ -11,6 +11,9 @@ CRF-as-RNN additions (spec ``crfasrnn.md`` section 1.3) and two project-specific
   (``TVG_CRFRNN_COCO_VOC.prototxt`` uses it; upgraded to a ``"Crop"`` layer).
 * ``LayerParameter.permutohedral_param`` = 1001 and ``compatibility_param`` = 1002 for the explicit CRF step
   layers written by ``crfrnn unroll``.
+* ``MultiStageMeanfieldParameter.engine`` = 1001 (``DEFAULT``, ``STEPS``, ``FUSED``): which implementation runs
+  the layer. No CRF-RNN build uses a number above 29 in that message, so the published prototxts, which
+  never set it, load unchanged.
 
 Enums nested in a message in caffe.proto (``PoolingParameter.PoolMethod``) live here in one flat namespace;
 where two messages declare an identical enum (``Engine``) they share one definition.
@@ -36,6 +39,7 @@ define_enum("SolverMode", [("CPU", 0), ("GPU", 1)])
 define_enum("SolverType", [("SGD", 0), ("NESTEROV", 1), ("ADAGRAD", 2), ("RMSPROP", 3), ("ADADELTA", 4),
                            ("ADAM", 5)])
 define_enum("MeanfieldMode", [("POTTS", 0)])
+define_enum("MeanfieldEngine", [("DEFAULT", 0), ("STEPS", 1), ("FUSED", 2)])
 define_enum("PermutohedralKernel", [("SPATIAL", 0), ("BILATERAL", 1)])
 define_enum("V1LayerType", [
     ("NONE", 0), ("ABSVAL", 35), ("ACCURACY", 1), ("ARGMAX", 30), ("BNLL", 2), ("CONCAT", 3),
@@ -334,7 +338,7 @@ define_message(
     F("spatial_filter_weight", 7, "float", default=1.0), F("bilateral_filter_weight", 8, "float", default=1.0),
     F("forced_spatial_filter_weight", 9, "float"), F("forced_bilateral_filter_weight", 10, "float"),
     F("spatial_filter_weights_str", 19, "string"), F("bilateral_filter_weights_str", 20, "string"),
-    F("force_cpu", 29, "bool"))
+    F("force_cpu", 29, "bool"), F("engine", 1001, "MeanfieldEngine"))
 define_message(
     "PermutohedralParameter",
     F("kernel", 1, "PermutohedralKernel"), F("theta_alpha", 2, "float", default=10.0),

@@ -1,10 +1,13 @@
 """The command line's engine verbs (`time`, `gradcheck`) and its error contract: one line, non-zero exit."""
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from crfrnn_np.tools.main import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 NET = """name: "tiny"
 input: "data" input_dim: 2 input_dim: 3 input_dim: 6 input_dim: 6
@@ -44,6 +47,35 @@ def test_gradcheck_table(net_file, capsys):
     for layer in ("conv1", "pool1", "ip", "prob"):
         assert layer in out
     assert "all checked layers pass" in out
+
+
+def test_gradcheck_passes_on_the_demo_net(capsys):
+    """The shipped demo net (Deconvolution, Crop, MultiStageMeanfield) passes, its CRF image bottom skipped
+    with the reason in the table."""
+    assert main(["gradcheck", "--model", str(ROOT / "models" / "demo.prototxt")]) == 0
+    out = capsys.readouterr().out
+    assert "all checked layers pass" in out
+    crf = [line for line in out.splitlines() if line.startswith("inference1")][0]
+    assert crf.split()[-1] == "ok"
+    assert "skipped bottom 2" in out and "no gradient by design" in out
+
+
+def test_skipping_the_crf_image_is_what_makes_it_pass(rng):
+    """Checked explicitly, the CRF image bottom fails: its analytic diff is zero by design, while finite
+    differences move the lattice. The skip is a declaration, not a relaxed threshold."""
+    from crfrnn_np import Net
+    from crfrnn_np.gradcheck import GradientChecker, GradientCheckError
+    net = Net(str(ROOT / "models" / "demo.prototxt"), phase="TRAIN", dtype="float64")
+    for name in net.inputs:
+        net.blobs[name].data = rng.standard_normal(net.blobs[name].shape)
+    net.forward_prefilled()
+    i = net.layer_names.index("inference1")
+    layer, bottom, top = net.layers[i], net.bottom_vecs[i], net.top_vecs[i]
+    checker = GradientChecker(1e-5, 1e-6)
+    assert [s[0] for s in checker.skipped_bottoms(layer, bottom)] == [2]
+    assert checker.check_gradient_directional(layer, bottom, top, n_directions=1) < 1e-6
+    with pytest.raises(GradientCheckError):
+        checker.check_gradient_directional(layer, bottom, top, check_bottom=2, n_directions=1)
 
 
 def test_gradcheck_unknown_layer(net_file, capsys):

@@ -1,8 +1,29 @@
-r"""MultiStageMeanfield's forward and backward on the CPU lattice, in fused kernels.
+r"""The FUSED engine of MultiStageMeanfield: the mean field's forward and backward in fused CPU kernels.
 
-The step layers of :mod:`.multi_stage_meanfield` are the definition; this module computes the same logits
-and gradients with fewer passes over memory (the tests hold it to the unrolled step-layer net in float64).
-The layer uses it whenever its lattices are ``"cpu"`` ones; other backends run the step layers.
+This is the fast path, fenced off from the layers. The definition is the step-layer sub-net that the
+STEPS engine runs and ``crfrnn unroll`` prints (:mod:`crfrnn_np.layers.multi_stage_meanfield`); every
+kernel here rearranges some of those steps, and the table says which. Each kernel is tested on its own
+against the steps it replaces (``tests/fused/test_meanfield.py``), and the whole engine against STEPS
+(``tests/crf/test_meanfield.py``).
+
+=============================  ======================================================================
+kernel                         replaces (per iteration t; P_t = Q_{t-1}, x ∈ {spatial, bilateral})
+=============================  ======================================================================
+``_softmax_rows``              Softmax of the first iteration (P_1 = softmax(Q0))
+``lattice.cpu.splat``,         the splat and blur stages of both PermutohedralFilter steps
+``lattice.cpu.blur``           (``V_x = B_x Sp_x P_t``, pixel-major rows)
+``_vertex_product``            Compatibility (W_x), Eltwise SUM and Compatibility (μ): ``A_x = μ W_x``
+                               applied to the blurred vertex rows (skipped when A_x is diagonal)
+``_slice_softmax``             both filters' slice and normalisation, the diagonal part of the
+                               compatibilities, UnaryAdd (``L_t = U − Φ_t``) and the next Softmax
+``_slice_softmax_backward``    backward of Softmax, of both filters' slice and normalisation, and the
+                               fan-out sum of UnaryAdd (``∂U = Σ_t ∂L_t``)
+``_vertex_outer``              the weight gradient of the three Compatibility steps (``∂A_x``, a C x C
+                               reduction over the vertices instead of the pixels)
+``_transpose``                 no step: (C, N) planes to (N, C) rows and back
+=============================  ======================================================================
+
+:data:`REPLACES` holds this table for the tests.
 
 Notation for one image of N pixels and C classes, per lattice x ∈ {s (spatial), b (bilateral)}: splat
 ``Sp_x`` (M_x × N, barycentric weights), blur ``B_x = B_d ⋯ B_0``, slice ``Sp_xᵀ`` scaled by α_x, norm
@@ -45,10 +66,22 @@ import math
 import numba
 import numpy as np
 
+from crfrnn_np.blob import Blob
 from crfrnn_np.lattice import cpu as lattice_cpu
 from crfrnn_np.lattice.cpu import slice_row
 from crfrnn_np.lattice.config import CPU_BLOCK
 from crfrnn_np.lattice.reference import slice_factor
+
+#: kernel -> the step layers it replaces (the module's table).
+REPLACES = {
+    "_softmax_rows": ("Softmax",),
+    "lattice.cpu.splat + lattice.cpu.blur": ("PermutohedralFilter",),
+    "_vertex_product": ("Compatibility", "Eltwise", "Compatibility"),
+    "_slice_softmax": ("PermutohedralFilter", "PermutohedralFilter", "Compatibility", "UnaryAdd", "Softmax"),
+    "_slice_softmax_backward": ("Softmax", "PermutohedralFilter", "PermutohedralFilter", "UnaryAdd"),
+    "_vertex_outer": ("Compatibility",),
+    "_transpose": (),
+}
 
 #: Pixels per work item of the softmax passes. Their (pixels x C) scratch stays small (10.5 KiB in float32
 #: for 21 classes): scratch above glibc's mmap threshold (128 KiB by default) is mapped and unmapped on every
@@ -456,3 +489,66 @@ def backward_image(stored, weights, top_diff, unary_diff=None, q0_diff=None, par
             param_diffs[x] += mu.T @ grad_a[x]                   # ∂W_x = μᵀ ∂A_x
     if param_diffs[2] is not None:
         param_diffs[2] += grad_a[0] @ w_s.T + grad_a[1] @ w_b.T  # ∂μ = Σ_x ∂A_x W_xᵀ
+
+
+# ---- the engine ----------------------------------------------------------------------------------------------
+
+class FusedEngine:
+    """MultiStageMeanfield's ``FUSED`` engine: :func:`forward_image` and :func:`backward_image` per image.
+
+    Parameters
+    ----------
+    layer : MultiStageMeanfieldLayer
+        Supplies the parameter blobs, T, the bandwidths and the lattice cache (``"cpu"`` lattices).
+    """
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.records = []
+        self.kept = False
+
+    def reshape(self, bottom):
+        self.records = []
+        self.kept = False
+
+    def _lattices(self, bottom):
+        """``(spatial entry, [bilateral entry per image])`` from the layer's lattice cache."""
+        layer = self.layer
+        unary, _, data = bottom
+        n, _, h, w = unary.shape
+        mp = layer.layer_param.multi_stage_meanfield_param
+        layer.cache.reserve(n)
+        spatial = layer.cache.spatial(h, w, float(mp.theta_gamma), layer.dtype)
+        bilateral = [layer.cache.bilateral(data.data[i], float(mp.theta_alpha), float(mp.theta_beta), layer.dtype)
+                     for i in range(n)]
+        return spatial, bilateral
+
+    def forward(self, bottom, top, keep):
+        """L_T into ``top[0]``; with ``keep`` the per-image records the backward needs are stored."""
+        unary, q0, _ = bottom
+        n, c, h, w = unary.shape
+        spatial, bilateral = self._lattices(bottom)
+        weights = [blob.data[0, 0] for blob in self.layer.blobs]
+        iterations = self.layer.num_iterations
+        self.records = [forward_image(unary.data[i].reshape(c, h * w), q0.data[i].reshape(c, h * w), spatial,
+                                      bilateral[i], weights, iterations, top[0].data[i].reshape(c, h * w), keep)
+                        for i in range(n)]
+        self.kept = keep
+
+    def backward(self, top, propagate_down, bottom):
+        """∂U and ∂Q0 overwritten where asked for, the three parameter diffs accumulated (a forward that
+        kept nothing is run again first, keeping)."""
+        layer = self.layer
+        if not self.kept:
+            self.forward(bottom, [Blob(top[0].shape, layer.dtype)], True)     # L_T again, unused
+        unary, q0, _ = bottom
+        n, c, h, w = unary.shape
+        weights = [blob.data[0, 0] for blob in layer.blobs]
+        params = [blob.diff[0, 0] if flag else None for blob, flag in zip(layer.blobs, layer.param_propagate_down)]
+        for i, record in enumerate(self.records):
+            backward_image(record, weights, top[0].diff[i].reshape(c, h * w),
+                           unary.diff[i].reshape(c, h * w) if propagate_down[0] else None,
+                           q0.diff[i].reshape(c, h * w) if propagate_down[1] else None, params)
+        if not layer.keep_iterations:
+            self.records = []
+            self.kept = False

@@ -3,7 +3,7 @@ the unrolled step layers in test_meanfield.py)."""
 import numpy as np
 import pytest
 
-from crfrnn_np.layers.meanfield_fused import _exp_nonpositive
+from crfrnn_np.fused.meanfield import _exp_nonpositive
 
 
 def test_exp_float32_within_one_ulp_and_no_denormals():
