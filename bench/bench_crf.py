@@ -100,8 +100,8 @@ def meanfield_prototxt(size, iterations=ITERATIONS, force_backward=False, engine
 
 
 def _set_threads(threads):
-    import numba
-    numba.set_num_threads(threads)
+    from crfrnn_np.threads import set_num_threads
+    set_num_threads(threads)
 
 
 def softmax_planes(logits):

@@ -73,10 +73,10 @@ def run_ours(workdir, size, repeat, seed, threads, keep_blobs=True):
     ``keep_blobs=False`` builds the net in its inference-only mode (intermediate blobs freed after their last
     consumer), the fair counterpart of a framework without autograd for the memory comparison.
     """
-    import numba
     rss_start = rss_bytes()
     import crfrnn_np
-    numba.set_num_threads(threads)
+    from crfrnn_np.threads import set_num_threads
+    set_num_threads(threads)
     rss_imported = rss_bytes()
     param, source = fcn8s_model()
     warm = crfrnn_np.Net(param, phase="TEST", dtype="float32")
@@ -208,11 +208,11 @@ def profile_ours(size=500, seed=1701, threads=2):
     import collections
     import time
 
-    import numba
     import crfrnn_np
     from crfrnn_np.layers import conv as conv_module
+    from crfrnn_np.threads import set_num_threads
 
-    numba.set_num_threads(threads)
+    set_num_threads(threads)
     parts = collections.defaultdict(float)
     current = [None]
     geometry_im2col = conv_module.ConvGeometry._im2col

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from crfrnn_np.lattice import PermutohedralLattice, bilateral_features, spatial_features
+from crfrnn_np import threads
 from crfrnn_np.lattice import cpu
 
 CHANNELS = 21
@@ -83,14 +84,14 @@ def stages(features, values):
 
 
 def main():
-    numba.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
+    threads.set_num_threads(min(THREADS, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(1701)
     # compile (or load the cache) outside the timings
     small = synthetic_image(32, 32)
     PermutohedralLattice(bilateral_features(small, THETA_ALPHA, THETA_BETA)).filter(
         np.ones((CHANNELS, 1024), np.float32))
     PermutohedralLattice(spatial_features(32, 32, THETA_GAMMA)).filter(np.ones((CHANNELS, 1024), np.float32))
-    print("numba threads: %d" % numba.get_num_threads())
+    print("kernel threads: %d" % threads.num_threads())
 
     h = w = 500
     n = h * w

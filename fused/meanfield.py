@@ -9,7 +9,6 @@ against the steps it replaces (``tests/fused/test_meanfield.py``), and the whole
 =============================  ======================================================================
 kernel                         replaces (per iteration t; P_t = Q_{t-1}, x ∈ {spatial, bilateral})
 =============================  ======================================================================
-``_softmax_rows``              Softmax of the first iteration (P_1 = softmax(Q0))
 ``lattice.cpu.splat``,         the splat and blur stages of both PermutohedralFilter steps
 ``lattice.cpu.blur``           (``V_x = B_x Sp_x P_t``, pixel-major rows)
 ``_vertex_product``            Compatibility (W_x), Eltwise SUM and Compatibility (μ): ``A_x = μ W_x``
@@ -67,6 +66,8 @@ import numba
 import numpy as np
 
 from crfrnn_np.blob import Blob
+from crfrnn_np.layers.softmax import softmax
+from crfrnn_np.threads import parallel_for
 from crfrnn_np.lattice import cpu as lattice_cpu
 from crfrnn_np.lattice.cpu import slice_row
 from crfrnn_np.lattice.config import CPU_BLOCK
@@ -74,7 +75,6 @@ from crfrnn_np.lattice.reference import slice_factor
 
 #: kernel -> the step layers it replaces (the module's table).
 REPLACES = {
-    "_softmax_rows": ("Softmax",),
     "lattice.cpu.splat + lattice.cpu.blur": ("PermutohedralFilter",),
     "_vertex_product": ("Compatibility", "Eltwise", "Compatibility"),
     "_slice_softmax": ("PermutohedralFilter", "PermutohedralFilter", "Compatibility", "UnaryAdd", "Softmax"),
@@ -173,15 +173,15 @@ def _softmax_block(logits, count, c, bits, rows, first):
     _normalise(logits, count, c, rows, first)
 
 
-@numba.njit(cache=True, parallel=True)
-def _transpose(src, dst):
+@numba.njit(cache=True, nogil=True)
+def _transpose(src, dst, b0, b1):
     """``dst = srcᵀ`` for 2-D arrays, (C, N) planes to (N, C) rows or back, by blocks of ``SOFTMAX_BLOCK``
-    pixels, parallel over blocks: every inner loop runs along one plane (contiguous), and the block's
+    pixels (blocks ``b0..b1-1``): every inner loop runs along one plane (contiguous), and the block's
     rows stay in the L1 cache."""
     planar = src.shape[1] >= src.shape[0]
     n = src.shape[1] if planar else src.shape[0]
     c = src.shape[0] if planar else src.shape[1]
-    for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
+    for b in range(b0, b1):
         lo = b * SOFTMAX_BLOCK
         hi = min(n, lo + SOFTMAX_BLOCK)
         for k in range(c):
@@ -193,35 +193,31 @@ def _transpose(src, dst):
                     dst[k, i] = src[i, k]
 
 
-@numba.njit(cache=True, parallel=True)
-def _softmax_rows(rows):
-    """``rows[i] = softmax(rows[i])`` in place for (N, C) rows, parallel over pixel blocks."""
-    n, c = rows.shape
-    for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
-        lo = b * SOFTMAX_BLOCK
-        count = min(n, lo + SOFTMAX_BLOCK) - lo
-        logits = np.empty(count * c, rows.dtype)
-        bits = np.empty(count * c, np.int32)
-        for j in range(count):
-            for k in range(c):
-                logits[j * c + k] = rows[lo + j, k]
-        _softmax_block(logits, count, c, bits, rows, lo)
+def _over_blocks(kernel, items, block, *args):
+    """``kernel(*args, b0, b1)`` over the ``ceil(items / block)`` blocks, on the kernels' threads (a thread
+    gets at least 8192 items' worth of blocks)."""
+    parallel_for(kernel, (items + block - 1) // block, *args, grain=max(1, 8192 // block))
+
+
+def transpose(src, dst):
+    """``dst = srcᵀ``, (C, N) planes to (N, C) rows or back (:func:`_transpose`)."""
+    _over_blocks(_transpose, max(src.shape), SOFTMAX_BLOCK, src, dst)
 
 
 def _planes_to_rows(planes, dtype):
     """(C, N) planes as a new C-contiguous (N, C) array of ``dtype``."""
     rows = np.empty(planes.shape[::-1], dtype)
-    _transpose(np.ascontiguousarray(planes, dtype), rows)
+    transpose(np.ascontiguousarray(planes, dtype), rows)
     return rows
 
 
-@numba.njit(cache=True, parallel=True)
-def _vertex_product(weight_t, buf, out):
+@numba.njit(cache=True, nogil=True)
+def _vertex_product(weight_t, buf, out, b0, b1):
     """``out[v] = weight · buf[v]`` for every row of (M+1, C) buffers; ``weight_t`` is weightᵀ (C, C), so
     the inner loop runs over contiguous output classes. The zero row 0 stays zero."""
     rows, c = buf.shape
-    for b in numba.prange((rows + CPU_BLOCK - 1) // CPU_BLOCK):
-        acc = np.empty(c, out.dtype)
+    acc = np.empty(c, out.dtype)
+    for b in range(b0, b1):
         for v in range(b * CPU_BLOCK, min(rows, (b + 1) * CPU_BLOCK)):
             for p in range(c):
                 acc[p] = 0
@@ -233,12 +229,12 @@ def _vertex_product(weight_t, buf, out):
                 out[v, p] = acc[p]
 
 
-@numba.njit(cache=True, parallel=True)
-def _vertex_outer(left, right, partial):
+@numba.njit(cache=True, nogil=True)
+def _vertex_outer(left, right, partial, b0, b1):
     """``partial[b] = Σ_{v in block b} left[v] right[v]ᵀ`` over the rows of two (M+1, C) buffers, one
     (C, C) partial sum per block of ``CPU_BLOCK`` rows (summed by the caller, in block order)."""
     rows, c = left.shape
-    for b in numba.prange(partial.shape[0]):
+    for b in range(b0, b1):
         acc = np.zeros((c, c), partial.dtype)      # local: neighbouring partials share cache lines
         for v in range(b * CPU_BLOCK, min(rows, (b + 1) * CPU_BLOCK)):
             for p in range(c):
@@ -248,21 +244,21 @@ def _vertex_outer(left, right, partial):
         partial[b] = acc
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, vertex_b, weights_b, alpha_b,
-                   norm_b, class_s, class_b, prob, logits_out):
+                   norm_b, class_s, class_b, prob, logits_out, b0, b1):
     """``L = U − n_s α_s class_s ⊙ Sp_sᵀ buf_s − n_b α_b class_b ⊙ Sp_bᵀ buf_b`` per pixel (``class_x`` (C,)
     per-class factors: a diagonal A_x, or ones), then ``prob[i] = softmax(L)`` (N, C); or, when
     ``logits_out`` (C, N) is not empty (the last iteration), ``logits_out[:, i] = L``."""
     n, c = unary.shape
     last = logits_out.shape[0] > 0
-    for b in numba.prange((n + SOFTMAX_BLOCK - 1) // SOFTMAX_BLOCK):
+    acc_s = np.empty(c, unary.dtype)
+    acc_b = np.empty(c, unary.dtype)
+    logits = np.empty(SOFTMAX_BLOCK * c, unary.dtype)
+    bits = np.empty(0 if last else SOFTMAX_BLOCK * c, np.int32)
+    for b in range(b0, b1):
         lo = b * SOFTMAX_BLOCK
         count = min(n, lo + SOFTMAX_BLOCK) - lo
-        acc_s = np.empty(c, unary.dtype)
-        acc_b = np.empty(c, unary.dtype)
-        logits = np.empty(count * c, unary.dtype)
-        bits = np.empty(0 if last else count * c, np.int32)
         for j in range(count):
             i = lo + j
             slice_row(buf_s, vertex_s, weights_s, alpha_s, i, acc_s)
@@ -281,9 +277,9 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
             _softmax_block(logits, count, c, bits, prob, lo)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights_b, class_s, class_b, prob, grad,
-                            unary_grad):
+                            unary_grad, b0, b1):
     """``∂P = class_s ⊙ Sp_sᵀ buf_s + class_b ⊙ Sp_bᵀ buf_b`` per pixel (α and a full A_xᵀ already in the
     buffers; ``class_x`` (C,) the diagonal of a diagonal α A_x, else ones), then
     ``grad[i] = P_i ⊙ (∂P − ⟨∂P, P_i⟩)`` (N, C) and, when ``unary_grad`` (N, C) is not empty,
@@ -291,9 +287,9 @@ def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights
     n, c = prob.shape
     one = prob.dtype.type(1)
     add = unary_grad.shape[0] > 0
-    for b in numba.prange((n + CPU_BLOCK - 1) // CPU_BLOCK):
-        acc_s = np.empty(c, prob.dtype)
-        acc_b = np.empty(c, prob.dtype)
+    acc_s = np.empty(c, prob.dtype)
+    acc_b = np.empty(c, prob.dtype)
+    for b in range(b0, b1):
         for i in range(b * CPU_BLOCK, min(n, (b + 1) * CPU_BLOCK)):
             slice_row(buf_s, vertex_s, weights_s, one, i, acc_s)
             slice_row(buf_b, vertex_b, weights_b, one, i, acc_b)
@@ -344,14 +340,15 @@ class _Lattice:
 
     def product(self, matrix, buf, out):
         """``out[v] = matrix · buf[v]`` for every vertex row ((C, C) float64 matrix)."""
-        _vertex_product(np.ascontiguousarray(matrix.T, self.dtype), buf, out)
+        _over_blocks(_vertex_product, buf.shape[0], CPU_BLOCK, np.ascontiguousarray(matrix.T, self.dtype), buf,
+                     out)
         return out
 
     def outer(self, left, right):
         """``Σ_v left[v] right[v]ᵀ`` (C, C) in float64, the blocks' partial sums added in order."""
         blocks = (self.shape[0] + CPU_BLOCK - 1) // CPU_BLOCK
         partial = np.empty((blocks, self.shape[1], self.shape[1]), self.dtype)
-        _vertex_outer(left, right, partial)
+        parallel_for(_vertex_outer, blocks, left, right, partial)
         return partial.astype(np.float64).sum(axis=0)
 
 
@@ -405,8 +402,7 @@ def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=
     _, products = _matrices(weights)
     plans = _compatibility(products, dtype)
     unary_rows = _planes_to_rows(unary, dtype)
-    prob = _planes_to_rows(q0, dtype)
-    _softmax_rows(prob)
+    prob = _planes_to_rows(softmax(np.asarray(q0, dtype), 0), dtype)        # P_1: the Softmax step's own code
     probs, blurred = [], []
     none = np.empty((0, 0), dtype)
     lat_s, lat_b = lattices
@@ -420,9 +416,9 @@ def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=
             messages.append(v if a is None else lat.product(a, v, free))      # A_x V_{x,t}
         last = t == iterations - 1
         following = none if last else np.empty((n, c), dtype) if keep else prob
-        _slice_softmax(unary_rows, messages[0], lat_s.vertex, lat_s.weights, lat_s.alpha, lat_s.norm,
-                       messages[1], lat_b.vertex, lat_b.weights, lat_b.alpha, lat_b.norm,
-                       plans[0][1], plans[1][1], following, out if last else none)
+        _over_blocks(_slice_softmax, n, SOFTMAX_BLOCK, unary_rows, messages[0], lat_s.vertex, lat_s.weights,
+                     lat_s.alpha, lat_s.norm, messages[1], lat_b.vertex, lat_b.weights, lat_b.alpha, lat_b.norm,
+                     plans[0][1], plans[1][1], following, out if last else none)
         if keep:
             probs.append(prob)
             blurred.append(vertices)
@@ -477,13 +473,14 @@ def backward_image(stored, weights, top_diff, unary_diff=None, q0_diff=None, par
         if t == 0 and q0_diff is None:
             break
         following = spare if spare is not None else np.empty((n, c), dtype)
-        _slice_softmax_backward(rows[0], lat_s.vertex, lat_s.weights, rows[1], lat_b.vertex, lat_b.weights,
-                                plans[0][1], plans[1][1], probs[t], following, unary_rows if t > 0 else np.empty((0, 0), dtype))
+        _over_blocks(_slice_softmax_backward, n, CPU_BLOCK, rows[0], lat_s.vertex, lat_s.weights, rows[1],
+                     lat_b.vertex, lat_b.weights, plans[0][1], plans[1][1], probs[t], following,
+                     unary_rows if t > 0 else np.empty((0, 0), dtype))
         grad, spare = following, grad                             # g_{t-1}; g_t is dead
     if unary_diff is not None:
-        _transpose(unary_rows, unary_diff)
+        transpose(unary_rows, unary_diff)
     if q0_diff is not None:
-        _transpose(grad, q0_diff)
+        transpose(grad, q0_diff)
     for x, w in enumerate((w_s, w_b)):
         if param_diffs[x] is not None:
             param_diffs[x] += mu.T @ grad_a[x]                   # ∂W_x = μᵀ ∂A_x

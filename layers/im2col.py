@@ -14,10 +14,10 @@ of output rows ``[row0, row1)`` so a caller can bound the buffer size.
 
 Three implementations:
 
-* :func:`im2col_2d` / :func:`col2im_2d`: ``numba.njit(cache=True)`` kernels, run in parallel (``prange``)
-  from :data:`PARALLEL_MIN_WORK` elements on (the fast path); stride 1 and dilation 1 (most layers of
-  VGG/FCN nets) take a kernel of row-slice copies split over (channel, kernel row, output row) triples,
-  a finer parallel split than one task per column row;
+* :func:`im2col_2d` / :func:`col2im_2d`: ``numba.njit(cache=True, nogil=True)`` range kernels, spread over
+  threads (:func:`crfrnn_np.threads.parallel_for`) in pieces of at least :data:`PARALLEL_MIN_WORK` elements
+  (the fast path); stride 1 and dilation 1 (most layers of VGG/FCN nets) take a kernel of row-slice copies
+  split over (channel, kernel row, output row) triples, a finer split than one task per column row;
 * :func:`im2col_nd` / :func:`col2im_nd`: any number of spatial axes, vectorised NumPy through a gather index
   (used for 3-D and more, and when ``force_nd_im2col`` is set);
 * :func:`im2col_reference`: explicit loops over ``(row, column)``, readable and slow, for tests.
@@ -26,6 +26,8 @@ import itertools
 
 import numba
 import numpy as np
+
+from crfrnn_np.threads import parallel_for
 
 #: Upper bound of a column buffer in bytes; callers split the output rows into bands that fit.
 COL_BUFFER_BYTES = 64 * 2**20
@@ -42,15 +44,20 @@ def conv_out_shape(in_shape, kernel, pad, stride, dilation):
 
 
 # ---- 2-D numba kernels -----------------------------------------------------------------------------------
-# One row (im2col) or one channel (col2im) per call of the inner kernel; a serial and a parallel driver call it.
-# Small problems take the serial driver: a parallel region costs more than it saves there (and much more on a
-# loaded machine, where the threads of a region wait for each other).
+# One row (im2col) or one channel (col2im) per call of the inner kernel; a range kernel runs a piece of them
+# and crfrnn_np.threads.parallel_for spreads the pieces over threads. Small problems stay on one thread: a
+# thread costs more than it saves there (and much more on a loaded machine).
 
-#: Work size (elements) from which the parallel drivers are used.
+#: Work size (elements) a thread gets at least.
 PARALLEL_MIN_WORK = 1 << 16
 
 
-@numba.njit(cache=True)
+def _grain(items, work):
+    """Fewest items per thread so that each thread gets at least :data:`PARALLEL_MIN_WORK` elements."""
+    return max(1, -(-items * PARALLEL_MIN_WORK // max(work, 1)))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _valid_columns(ix0, sw, W, out_w):
     """Output columns ``[lo, hi)`` whose input column ``ix0 + ox*sw`` lies in ``[0, W)``."""
     lo = 0
@@ -66,7 +73,7 @@ def _valid_columns(ix0, sw, W, out_w):
     return lo, hi
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
     H, W = x.shape[1], x.shape[2]
     c = r // (kh * kw)
@@ -89,7 +96,7 @@ def _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
                 col[r, base + ox] = 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
     H, W = x.shape[1], x.shape[2]
     for i in range(kh):
@@ -106,31 +113,21 @@ def _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x
                     x[c, iy, ix0 + ox * sw] += col[r, base + ox]
 
 
-@numba.njit(cache=True)
-def _im2col_2d_serial(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
-    for r in range(col.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _im2col_2d(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col, lo, hi):
+    """Column rows ``lo..hi-1``."""
+    for r in range(lo, hi):
         _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col)
 
 
-@numba.njit(cache=True, parallel=True)
-def _im2col_2d_parallel(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col):
-    for r in numba.prange(col.shape[0]):
-        _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col)
-
-
-@numba.njit(cache=True)
-def _col2im_2d_serial(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
-    for c in range(x.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _col2im_2d(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x, lo, hi):
+    """Image channels ``lo..hi-1`` (a channel is written by one thread only)."""
+    for c in range(lo, hi):
         _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x)
 
 
-@numba.njit(cache=True, parallel=True)
-def _col2im_2d_parallel(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x):
-    for c in numba.prange(x.shape[0]):
-        _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x)
-
-
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col):
     """Stride-1, dilation-1 im2col of one (channel, kernel row, output row) triple ``t`` as row-slice copies.
 
@@ -157,17 +154,11 @@ def _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col):
             col[r, base + hi:base + out_w] = 0
 
 
-@numba.njit(cache=True)
-def _im2col_2d_s1_serial(x, kh, kw, ph, pw, row0, row1, out_w, col):
+@numba.njit(cache=True, nogil=True)
+def _im2col_2d_s1(x, kh, kw, ph, pw, row0, row1, out_w, col, lo, hi):
+    """(channel, kernel row, output row) triples ``lo..hi-1``."""
     nrows = row1 - row0
-    for t in range(x.shape[0] * kh * nrows):
-        _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col)
-
-
-@numba.njit(cache=True, parallel=True)
-def _im2col_2d_s1_parallel(x, kh, kw, ph, pw, row0, row1, out_w, col):
-    nrows = row1 - row0
-    for t in numba.prange(x.shape[0] * kh * nrows):
+    for t in range(lo, hi):
         _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col)
 
 
@@ -193,14 +184,13 @@ def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
     row0, row1 = rows if rows is not None else (0, out_hw[0])
     if col is None:
         col = np.empty((C * kernel[0] * kernel[1], (row1 - row0) * out_hw[1]), dtype=x.dtype)
-    parallel = col.size >= PARALLEL_MIN_WORK
     if tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
-        kern = _im2col_2d_s1_parallel if parallel else _im2col_2d_s1_serial
-        kern(x, kernel[0], kernel[1], pad[0], pad[1], row0, row1, out_hw[1], col)
+        triples = C * kernel[0] * (row1 - row0)
+        parallel_for(_im2col_2d_s1, triples, x, kernel[0], kernel[1], pad[0], pad[1], row0, row1, out_hw[1], col,
+                     grain=_grain(triples, col.size))
         return col
-    kern = _im2col_2d_parallel if parallel else _im2col_2d_serial
-    kern(x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
-         row0, row1, out_hw[1], col)
+    parallel_for(_im2col_2d, col.shape[0], x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1],
+                 dilation[0], dilation[1], row0, row1, out_hw[1], col, grain=_grain(col.shape[0], col.size))
     return col
 
 
@@ -210,9 +200,8 @@ def col2im_2d(col, kernel, pad, stride, dilation, out_hw, x, rows=None):
     ``x`` is NOT zeroed here; the caller zeroes it once before adding all bands.
     """
     row0, row1 = rows if rows is not None else (0, out_hw[0])
-    kern = _col2im_2d_parallel if col.size >= PARALLEL_MIN_WORK and x.shape[0] > 1 else _col2im_2d_serial
-    kern(col, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
-         row0, row1, out_hw[1], x)
+    parallel_for(_col2im_2d, x.shape[0], col, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1],
+                 dilation[0], dilation[1], row0, row1, out_hw[1], x, grain=_grain(x.shape[0], col.size))
     return x
 
 

@@ -30,14 +30,15 @@ import numba
 import numpy as np
 
 from ..layer import Layer, register_layer
+from ..threads import parallel_for
 from .im2col import PARALLEL_MIN_WORK
 
 #: Caffe's initial value of a MAX window (``-FLT_MAX``), also in float64.
 NEG_FLT_MAX = -float(np.finfo(np.float32).max)
 
 
-# Kernels work on one (n, c) plane; a serial and a parallel driver run them over all planes (the parallel one
-# only for large inputs, see crfrnn_np.layers.im2col.PARALLEL_MIN_WORK).
+# Kernels work on one (n, c) plane; a range kernel runs a piece of the planes and crfrnn_np.threads.parallel_for
+# spreads the pieces over threads (each thread gets at least crfrnn_np.layers.im2col.PARALLEL_MIN_WORK elements).
 
 @numba.njit(cache=True)
 def _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask):
@@ -107,52 +108,33 @@ def _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx):
                     dx[p, h, w] += g
 
 
-@numba.njit(cache=True)
-def _max_forward_serial(x, kh, kw, sh, sw, ph, pw, y, mask):
-    for p in range(x.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _max_forward(x, kh, kw, sh, sw, ph, pw, y, mask, lo, hi):
+    for p in range(lo, hi):
         _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask)
 
 
-@numba.njit(cache=True, parallel=True)
-def _max_forward_parallel(x, kh, kw, sh, sw, ph, pw, y, mask):
-    for p in numba.prange(x.shape[0]):
-        _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask)
-
-
-@numba.njit(cache=True)
-def _max_backward_serial(dy, mask, dx):
-    for p in range(dx.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _max_backward(dy, mask, dx, lo, hi):
+    for p in range(lo, hi):
         _max_backward_plane(dy, p, mask, dx)
 
 
-@numba.njit(cache=True, parallel=True)
-def _max_backward_parallel(dy, mask, dx):
-    for p in numba.prange(dx.shape[0]):
-        _max_backward_plane(dy, p, mask, dx)
-
-
-@numba.njit(cache=True)
-def _ave_forward_serial(x, kh, kw, sh, sw, ph, pw, y):
-    for p in range(x.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _ave_forward(x, kh, kw, sh, sw, ph, pw, y, lo, hi):
+    for p in range(lo, hi):
         _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y)
 
 
-@numba.njit(cache=True, parallel=True)
-def _ave_forward_parallel(x, kh, kw, sh, sw, ph, pw, y):
-    for p in numba.prange(x.shape[0]):
-        _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y)
-
-
-@numba.njit(cache=True)
-def _ave_backward_serial(dy, kh, kw, sh, sw, ph, pw, dx):
-    for p in range(dx.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _ave_backward(dy, kh, kw, sh, sw, ph, pw, dx, lo, hi):
+    for p in range(lo, hi):
         _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx)
 
 
-@numba.njit(cache=True, parallel=True)
-def _ave_backward_parallel(dy, kh, kw, sh, sw, ph, pw, dx):
-    for p in numba.prange(dx.shape[0]):
-        _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx)
+def _grain(planes, work):
+    """Fewest planes per thread so that each thread gets at least :data:`PARALLEL_MIN_WORK` elements."""
+    return max(1, -(-planes * PARALLEL_MIN_WORK // max(work, 1)))
 
 
 def pooled_size(size, kernel, pad, stride, ceil_mode=True):
@@ -245,15 +227,13 @@ class PoolingLayer(Layer):
         x = self._planes(b.data, b.shape[2:])
         y = self._planes(top[0].data, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        parallel = x.size >= PARALLEL_MIN_WORK
+        grain = _grain(x.shape[0], x.size)
         if self.method == "MAX":
-            kern = _max_forward_parallel if parallel else _max_forward_serial
-            kern(x, kh, kw, sh, sw, ph, pw, y, self._mask)
+            parallel_for(_max_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, self._mask, grain=grain)
             if len(top) > 1:
                 top[1].data[...] = self._mask.reshape(top[1].shape)
         elif self.method == "AVE":
-            kern = _ave_forward_parallel if parallel else _ave_forward_serial
-            kern(x, kh, kw, sh, sw, ph, pw, y)
+            parallel_for(_ave_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, grain=grain)
         else:
             raise self.error("STOCHASTIC pooling is not implemented on CPU, as in Caffe")
 
@@ -264,12 +244,12 @@ class PoolingLayer(Layer):
         dx = self._planes(b.diff, b.shape[2:])
         dy = self._planes(top[0].diff, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        parallel = dx.size >= PARALLEL_MIN_WORK
+        grain = _grain(dx.shape[0], dx.size)
         if self.method == "MAX":
             if len(top) > 1:
                 mask = self._planes(top[1].data, self.pooled).astype(np.int64)
             else:
                 mask = self._mask
-            (_max_backward_parallel if parallel else _max_backward_serial)(dy, mask, dx)
+            parallel_for(_max_backward, dx.shape[0], dy, mask, dx, grain=grain)
         else:
-            (_ave_backward_parallel if parallel else _ave_backward_serial)(dy, kh, kw, sh, sw, ph, pw, dx)
+            parallel_for(_ave_backward, dx.shape[0], dy, kh, kw, sh, sw, ph, pw, dx, grain=grain)

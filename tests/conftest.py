@@ -55,3 +55,12 @@ def mnist_test_set():
     with gzip.open(need_anchor("caffe_lenet", "mnist", "t10k-labels-idx1-ubyte.gz")) as f:
         labels = np.frombuffer(f.read(), np.uint8, offset=8)
     return images, labels
+
+
+@pytest.fixture
+def thread_count():
+    """``thread_count(n)`` runs the CPU kernels on n threads for the rest of the test (restored after)."""
+    from crfrnn_np import threads
+    before = threads.num_threads()
+    yield threads.set_num_threads
+    threads.set_num_threads(before)

@@ -1,27 +1,10 @@
-"""The parallel CPU build and the grouped filter: the same lattice as the reference, vertex for vertex,
-whatever the number of threads and the width of the packed keys."""
-import numba
+"""The CPU build and the grouped filter: the same lattice as the reference, vertex for vertex, whatever the
+number of threads, the growth of the hash table and the width of the packed keys."""
 import numpy as np
 import pytest
 
 from crfrnn_np.lattice import PermutohedralLattice, cpu, reference
-from crfrnn_np.lattice.config import CPU_MIN_CHUNK
-
-
-def build_in_chunks(features, nchunks):
-    """``cpu.build`` with the points cut into ``nchunks`` chunks (whatever the thread count; a chunk
-    count above the threads runs chunks one after another)."""
-    n, d = features.shape
-    d1 = d + 1
-    starts = (np.arange(nchunks + 1, dtype=np.int64) * n) // nchunks
-    rem0 = np.empty((n, d1), np.int32)
-    rank = np.empty((n, d1), np.int32)
-    weights = np.empty((n, d1), np.float32)
-    low = np.empty((nchunks, d1), np.int32)
-    high = np.empty((nchunks, d1), np.int32)
-    cpu._embed_chunks(features.reshape(-1), reference.scale_factors(d), np.float32(1.0 / d1), starts, rem0,
-                      rank, weights, low, high)
-    return cpu._index(starts, rem0, rank, weights, low, high), low.min(axis=0), high.max(axis=0)
+from crfrnn_np.lattice.hash_table import key_packing
 
 
 def assert_same_lattice(features, lattice):
@@ -32,30 +15,42 @@ def assert_same_lattice(features, lattice):
     np.testing.assert_array_equal(lattice["neighbours"], neighbours)
 
 
-@pytest.mark.parametrize("nchunks", [1, 2, 3, 7])
-def test_chunked_build_matches_reference_vertex_for_vertex(rng, nchunks):
-    f = (rng.normal(size=(3000, 5)) * np.float32([4, 4, 2, 2, 2])).astype(np.float32)
-    lattice, _, _ = build_in_chunks(f, nchunks)
-    assert_same_lattice(f, lattice)
+def test_key_packing_fields():
+    """Fields of ``width = bit_length(range + margins)`` bits fill a word before the next one starts."""
+    origin, word, shift, words = key_packing(np.array([-10, 0, 5]), np.array([10, 1000, 6]), 3)
+    np.testing.assert_array_equal(origin, [-15, -5, 0])
+    np.testing.assert_array_equal(word, [0, 0, 0])
+    np.testing.assert_array_equal(shift, [0, 5, 5 + 10])     # widths: 31 -> 5 bits, 1011 -> 10 bits
+    assert words == 1
+    *_, words = key_packing(np.zeros(6, np.int64), np.full(6, 2 ** 20), 6)
+    assert words == 2
 
 
-def test_build_uses_the_threads(rng):
-    """The public build cuts large inputs into one chunk per thread and gives the same lattice."""
-    n = 2 * CPU_MIN_CHUNK + 8
-    assert cpu._chunks(n).shape[0] - 1 == min(2, numba.get_num_threads())
-    f = (rng.normal(size=(n, 2)) * 6).astype(np.float32)
+@pytest.mark.parametrize("count", [1, 2, 3, 7])
+def test_build_matches_reference_any_thread_count(rng, thread_count, count):
+    """Embedding and neighbours run on ``count`` threads (points and vertices cut into ranges): the same
+    lattice as the reference's."""
+    thread_count(count)
+    f = (rng.normal(size=(9000, 5)) * np.float32([4, 4, 2, 2, 2])).astype(np.float32)
     assert_same_lattice(f, cpu.build(f))
+
+
+def test_hash_table_grows(rng):
+    """Scattered points have about d+1 vertices each, more than the first table holds (2N slots at half
+    load): the table grows while numbering, and the ids keep the insertion order."""
+    f = (rng.normal(size=(3000, 2)) * 200).astype(np.float32)
+    lattice = cpu.build(f)
+    assert lattice["num_vertices"] > 3000
+    assert_same_lattice(f, lattice)
 
 
 def test_multi_word_keys(rng):
     """d = 12 with wide coordinate ranges does not fit one 63-bit word: keys span several words."""
     d = 12
     f = (rng.normal(size=(400, d)) * 40).astype(np.float32)
-    lattice, low, high = build_in_chunks(f, 2)
-    *_, words = cpu._packing(low, high, d)
-    assert words >= 2
+    lattice = cpu.build(f)
+    assert lattice["key_words"] >= 2
     assert_same_lattice(f, lattice)
-    assert_same_lattice(f, cpu.build(f))
     x = rng.normal(size=(3, 400))
     for reverse in (False, True):
         np.testing.assert_array_equal(PermutohedralLattice(f, "cpu").filter(x, reverse),
