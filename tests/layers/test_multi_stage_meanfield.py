@@ -356,3 +356,17 @@ def test_weights_load_between_fused_and_unrolled(rng, tmp_path, suffix, directio
     out_s = source.forward(unary=unary, Q0=unary, data=image)["pred"].copy()
     out_t = target.forward(unary=unary, Q0=unary, data=image)["pred"]
     np.testing.assert_allclose(out_t, out_s, rtol=0, atol=1e-12)
+
+
+@pytest.mark.cudasim
+def test_cuda_backend_runs_the_steps_under_the_simulator():
+    """On the ``cuda`` backend DEFAULT is STEPS (the lattice filters on the device): equal to the CPU engines."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    script = pathlib.Path(__file__).resolve().parent / "cudasim_meanfield_check.py"
+    proc = subprocess.run([sys.executable, str(script)], env=dict(os.environ, NUMBA_ENABLE_CUDASIM="1"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cudasim meanfield OK" in proc.stdout
