@@ -16,6 +16,11 @@ The checker compares each layer's analytic backward with central differences of 
   features: finite differences would see the lattice change, the backward rightly says zero). Checking all
   bottoms (``check_bottom=-1``) skips those, as Caffe's checker is told which bottom to check; naming one
   explicitly checks it anyway.
+* **ties**: MAX pooling and Eltwise MAX are not differentiable where inputs tie, and inside a net they tie
+  everywhere a ReLU zeroed a whole window; ``check_net`` checks such a layer (``differentiable_at_ties``
+  False) at bottoms that are a random permutation of 0, 1, 2, ... with a step of 0.02 instead, and says so:
+  every gap is then at least 1 and no argmax switches within ±h (with normal random values a million
+  windows would see about a hundred switches at h = 1e-5).
 
 ``check_gradient_directional`` (Chainer's ``check_backward``) checks ``⟨∇E, r⟩`` against a two-point
 difference along random directions ``r``: cheap enough for the lattice filter and the whole mean-field
@@ -187,7 +192,7 @@ class GradientChecker:
         """Compare ``⟨∇E, r⟩`` with ``(E(x + h r) − E(x − h r)) / 2h`` along random directions.
 
         The objective is linear in the tops, ``E = Σ g·top`` with a fixed random ``g``, and ``r`` perturbs all
-        checked blobs at once. Returns the largest relative error ``|a − n| / max(|a|, |n|, 1e-12)`` scaled as in
+        checked blobs at once; ``E(x + h r) − E(x − h r)`` is summed from the tops' differences. Returns the largest relative error ``|a − n| / max(|a|, |n|, 1e-12)`` scaled as in
         the exhaustive mode when below 1 in magnitude (``max(|a|, |n|, 1)``).
         """
         blobs, names, propagate_down = self._blobs_to_check(layer, bottom, check_bottom)
@@ -195,9 +200,6 @@ class GradientChecker:
         self._forward(layer, bottom, top)
         weights = [gen.standard_normal(t.shape) for t in top]
         failures, worst, h = [], 0.0, self.stepsize
-
-        def objective():
-            return sum(float(np.sum(w * t.data)) for w, t in zip(weights, top))
 
         for d in range(n_directions):
             for b in layer.blobs:
@@ -213,14 +215,15 @@ class GradientChecker:
             for b, r, s in zip(blobs, dirs, saved):
                 b.data = s + h * r
             self._forward(layer, bottom, top)
-            f_plus = objective()
+            plus = [t.data.astype(np.float64) for t in top]
             for b, r, s in zip(blobs, dirs, saved):
                 b.data = s - h * r
             self._forward(layer, bottom, top)
-            f_minus = objective()
             for b, s in zip(blobs, saved):
                 b.data = s
-            estimate = (f_plus - f_minus) / (2.0 * h)
+            # the tops' differences first, then the weighted sum: E(x+hr) − E(x−hr) without cancelling two
+            # large sums (their rounding, ~1e-16 |E| / h, would swamp a small step)
+            estimate = sum(float(np.sum(w * (p - t.data))) for w, p, t in zip(weights, plus, top)) / (2.0 * h)
             worst = max(worst, self._compare(analytic, estimate, np.inf, "direction %d over %s"
                                              % (d, ", ".join(names)), failures))
         self._forward(layer, bottom, top)
@@ -231,9 +234,9 @@ class GradientChecker:
     def check_net(self, net, layer_names=None, mode="directional", n_directions=3):
         """Check every layer of ``net`` that has a backward (or only ``layer_names``), layer by layer.
 
-        Returns a list of rows ``(layer name, type, max relative error, skipped)`` with ``skipped`` the
-        bottoms left out, ``[(index, blob name, why)]``; raises GradientCheckError listing the failing layers
-        after checking all of them.
+        Returns a list of rows ``(layer name, type, max relative error, skipped, notes)`` with ``skipped`` the
+        bottoms left out, ``[(index, blob name, why)]``, and ``notes`` other remarks (bottoms drawn at random);
+        raises GradientCheckError listing the failing layers after checking all of them.
         """
         rows, failed = [], []
         net.forward_prefilled()
@@ -247,6 +250,21 @@ class GradientChecker:
             if any(b is t for b in bottom for t in top):
                 continue  # in-place layers overwrite their input; checked by their own unit tests
             check_bottom = 0 if layer.is_loss else -1
+            notes, saved, step = [], None, self.stepsize
+            if not layer.differentiable_at_ties:
+                # distinct integers (one random permutation over all bottoms): every gap is at least 1, so with
+                # h = 0.02 no argmax switches inside x ± h r (|r_i − r_j| would have to exceed 50), the layer is
+                # linear there (no truncation error), and the rounding of x ± h r (x up to the element count,
+                # ~1e-16 x / h relative) stays far below the threshold
+                self.stepsize = 0.02
+                saved = [b.data.copy() for b in bottom]
+                values = np.random.default_rng(self.seed + 1).permutation(sum(b.count for b in bottom))
+                start = 0
+                for b in bottom:
+                    b.data = values[start:start + b.count].reshape(b.shape)
+                    start += b.count
+                notes.append("bottoms drawn as distinct integers, step 0.02: %s is not differentiable where its "
+                             "inputs tie" % layer.type)
             try:
                 if mode == "exhaustive":
                     err = self.check_gradient_exhaustive(layer, bottom, top, check_bottom)
@@ -255,7 +273,13 @@ class GradientChecker:
             except GradientCheckError as e:
                 failed.append(str(e))
                 err = float("nan")
-            rows.append((layer.name, layer.type, err, self.skipped_bottoms(layer, bottom, check_bottom)))
+            finally:
+                self.stepsize = step
+                if saved is not None:                  # the net's own values back, and the layer's top from them
+                    for b, value in zip(bottom, saved):
+                        b.data = value
+                    self._forward(layer, bottom, top)
+            rows.append((layer.name, layer.type, err, self.skipped_bottoms(layer, bottom, check_bottom), notes))
         if failed:
             raise GradientCheckError("\n".join(failed))
         return rows

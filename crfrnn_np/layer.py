@@ -92,6 +92,9 @@ class Layer:
     #: Bottoms that carry no gradient by design, index -> why (a label, the image that only fixes a lattice's
     #: features). ``force_backward`` leaves them out and the gradient checker skips them, saying why.
     no_gradient_bottoms = {}
+    #: False for layers that are not differentiable where their inputs tie (MAX pooling, Eltwise MAX): a
+    #: net's ReLU outputs tie at 0 in every dead window, so the gradient checker draws their bottoms at random.
+    differentiable_at_ties = True
 
     def __init__(self, layer_param, phase="TEST", dtype=np.float32, backend="cpu"):
         self.layer_param = layer_param

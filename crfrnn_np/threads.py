@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _lock = threading.Lock()
-_state = {"threads": None, "pool": None}
+_state = {"threads": None, "pool": None, "workers": 0}
 
 
 def num_threads():
@@ -39,23 +39,24 @@ def set_num_threads(count):
 
 
 def _shutdown():
-    pool, _state["pool"] = _state["pool"], None
+    pool, _state["pool"], _state["workers"] = _state["pool"], None, 0
     if pool is not None:
         pool.shutdown(wait=False)
 
 
 def _pool(workers):
+    """The shared pool, with at least ``workers`` threads (the calling thread runs one piece itself)."""
     with _lock:
-        pool = _state["pool"]
-        if pool is None or pool._max_workers < workers:
+        if _state["pool"] is None or _state["workers"] < workers:
             _shutdown()
-            pool = _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crfrnn")
-        return pool
+            _state["pool"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crfrnn")
+            _state["workers"] = workers
+        return _state["pool"]
 
 
 def _forget_pool():
     """In a forked child the pool's threads do not exist: start a new pool on first use."""
-    _state["pool"] = None
+    _state["pool"], _state["workers"] = None, 0
 
 
 os.register_at_fork(after_in_child=_forget_pool)

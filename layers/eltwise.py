@@ -37,6 +37,7 @@ class EltwiseLayer(Layer):
     def layer_setup(self, bottom, top):
         p = self.layer_param.eltwise_param
         self.operation = p.operation
+        self.differentiable_at_ties = self.operation != "MAX"
         coeff = [float(c) for c in p.coeff]
         if coeff and self.operation != "SUM":
             raise self.error("coefficients (coeff) are only allowed for operation SUM, not %s"

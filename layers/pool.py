@@ -158,6 +158,7 @@ class PoolingLayer(Layer):
         pp = self.layer_param.pooling_param
         f = "pooling_param"
         self.method = pp.pool
+        self.differentiable_at_ties = self.method != "MAX"
         self.global_pooling = bool(pp.global_pooling)
         self.ceil_mode = pp.round_mode != "FLOOR"
         if self.method != "MAX" and len(top) > 1:

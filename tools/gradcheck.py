@@ -22,7 +22,29 @@ def add_parser(sub):
     p.add_argument("--exhaustive", action="store_true", help="every element (Caffe's mode; slow)")
     p.add_argument("--directions", type=int, default=3, help="random directions per layer (default 3)")
     p.add_argument("--seed", type=int, default=1701)
+    p.add_argument("--shape", action="append", default=[], metavar="BLOB=N,C,H,W",
+                   help="reshape an input first (repeatable), e.g. data=1,3,64,64 to check a 500 x 500 net small")
     return p
+
+
+def _reshape_inputs(net, items):
+    """Apply ``--shape BLOB=N,C,H,W`` arguments (one-line errors for a bad blob or shape)."""
+    from crfrnn_np import NetError, ShapeError
+    for item in items:
+        name, sep, dims = item.partition("=")
+        if not sep or name not in net.inputs:
+            raise NetError("--shape %s: expected BLOB=N,C,H,W with BLOB one of the net's inputs (%s)"
+                           % (item, ", ".join(net.inputs)))
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise ShapeError("--shape %s: the dimensions must be integers" % item) from None
+        if len(shape) != net.blobs[name].num_axes or min(shape) < 1:
+            raise ShapeError("--shape %s: input '%s' needs %d positive dimensions"
+                             % (item, name, net.blobs[name].num_axes))
+        net.blobs[name].reshape(shape)
+    if items:
+        net.reshape()
 
 
 def run(args):
@@ -34,6 +56,7 @@ def run(args):
         if unknown:
             raise NetError("no layer named %s in %s (layers: %s)"
                            % (", ".join(unknown), args.model, ", ".join(net.layer_names)))
+    _reshape_inputs(net, args.shape)
     rng = np.random.default_rng(args.seed)
     for name in net.inputs:
         blob = net.blobs[name]
@@ -48,10 +71,12 @@ def run(args):
             rows = checker.check_net(net, layer_names=[layer.name],
                                      mode="exhaustive" if args.exhaustive else "directional",
                                      n_directions=args.directions)
-            for lname, ltype, err, skipped in rows:
+            for lname, ltype, err, skipped, notes in rows:
                 print("%-24s %-22s %14.3e  ok" % (lname, ltype, err))
                 for index, blob, why in skipped:
                     print("    skipped bottom %d '%s': no gradient by design (%s)" % (index, blob, why))
+                for note in notes:
+                    print("    " + note)
         except GradientCheckError as e:
             failed.append(layer.name)
             print("%-24s %-22s %14s  FAILED" % (layer.name, layer.type, "-"))

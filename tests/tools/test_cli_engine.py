@@ -60,6 +60,24 @@ def test_gradcheck_passes_on_the_demo_net(capsys):
     assert "skipped bottom 2" in out and "no gradient by design" in out
 
 
+def test_gradcheck_max_pooling_after_relu(tmp_path, capsys):
+    """A ReLU that zeroes most of its input makes whole MAX-pooling windows tie at 0, where the layer is not
+    differentiable: the checker draws that layer's bottoms as distinct integers and passes."""
+    p = tmp_path / "ties.prototxt"
+    p.write_text('''name: "ties"
+input: "data" input_dim: 1 input_dim: 2 input_dim: 12 input_dim: 12
+force_backward: true
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.1 }
+                            bias_filler { type: "constant" value: -1 } } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+''')
+    assert main(["gradcheck", "--model", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "bottoms drawn as distinct integers" in out and "all checked layers pass" in out
+
+
 def test_skipping_the_crf_image_is_what_makes_it_pass(rng):
     """Checked explicitly, the CRF image bottom fails: its analytic diff is zero by design, while finite
     differences move the lattice. The skip is a declaration, not a relaxed threshold."""
