@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all env test test-fast test-cudasim bench demo clean
+.PHONY: all env test test-fast test-cudasim bench demo docs clean
 
 all: test
 
@@ -32,6 +32,10 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/crfrnn demo
+
+# The pictures of docs/walkthrough.md, written into docs/figures/ (the walkthrough's code is run by make test).
+docs: $(STAMP)
+	$(BIN)/python docs/make_figures.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info out
