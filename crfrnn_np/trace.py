@@ -24,16 +24,22 @@ dataset                        shape                  meaning (one image of the 
 The free energy
 ---------------
 With A_x = μ W_x and K̃_x = diag(norm_x) K_x the normalised filter (x = spatial, bilateral), the update is
-L_t = U − Φ[Q_{t−1}] with Φ[Q] = Σ_x A_x K̃_x Q. It is the mean-field update of the CRF whose energy is
-E(x) = −Σ_i U_i(x_i) + ½ Σ_{i,j} Σ_x A_x[x_i, x_j] K̃_x[i, j], and the mean-field free energy of a
-factorised Q is
+L_t = U − Φ[Q_{t−1}] with Φ[Q] = Σ_x A_x K̃_x Q. Its free energy, for a factorised Q, is
 
 .. math:: F(Q) = \sum_{i,l} Q_i(l) \log Q_i(l) - \sum_{i,l} Q_i(l) U_i(l) + \tfrac12 \sum_{i,l} Q_i(l)\, \Phi[Q]_i(l)
 
-(entropy, unary and pairwise terms; the pairwise term counts the pixel with itself, as the lattice filter
-does). For the Gibbs distribution P = exp(−E)/Z, KL(Q ‖ P) = F(Q) + log Z ≥ 0: F is the KL divergence up
-to the constant log Z, which is why F is negative (pydensecrf's ``klDivergence`` leaves log Z out and
-counts the pairwise term twice, without the ½).
+(entropy, unary and pairwise terms): Q_t = softmax(U − Φ[Q_{t−1}]) is where ∂F/∂Q_i vanishes when the
+pairwise operator is symmetric. With the CRF's energy E(x) = −Σ_i U_i(x_i) + ½ Σ_{i,j} Σ_x A_x[x_i, x_j]
+K̃_x[i, j] and its Gibbs distribution P = exp(−E)/Z,
+
+    F(Q) + log Z = KL(Q ‖ P) + ½ Σ_i Σ_x K̃_x[i, i] (Q_iᵀ A_x Q_i − Σ_l Q_i(l) A_x[l, l]):
+
+the lattice filter pairs each pixel with itself, and F counts that pair with two independent labels, E with
+one. The last term vanishes for a one-hot Q and is ≥ 0 for Potts-like A_x = −w I, so F + log Z ≥ KL ≥ 0
+there: F bounds −log Z from above, which is why it is negative (Z sums exp(−E) over all labellings).
+pydensecrf's ``klDivergence`` is Σ Q log Q − Σ Q U + Σ Q Φ[Q] (no ½, no log Z), so
+F = (klDivergence + Σ Q log Q − Σ Q U) / 2; the tests check that relation and the identity above
+(``docs/walkthrough.md`` §3).
 
 Parallel mean field is guaranteed to lower F when the pairwise operator Σ_x A_x ⊗ K̃_x is symmetric and
 negative semidefinite (the update is then a concave-convex step; Krähenbühl and Koltun, ICML 2013): a

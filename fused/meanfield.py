@@ -4,7 +4,7 @@ This is the fast path, fenced off from the layers. The definition is the step-la
 STEPS engine runs and ``crfrnn unroll`` prints (:mod:`crfrnn_np.layers.multi_stage_meanfield`); every
 kernel here rearranges some of those steps, and the table says which. Each kernel is tested on its own
 against the steps it replaces (``tests/fused/test_meanfield.py``), and the whole engine against STEPS
-(``tests/crf/test_meanfield.py``).
+(``tests/layers/test_multi_stage_meanfield.py``).
 
 =============================  ======================================================================
 kernel                         replaces (per iteration t; P_t = Q_{t-1}, x ∈ {spatial, bilateral})
