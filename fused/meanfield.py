@@ -67,6 +67,7 @@ import numpy as np
 
 from crfrnn_np.blob import Blob
 from crfrnn_np.layers.softmax import softmax
+from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import parallel_for
 from crfrnn_np.lattice import cpu as lattice_cpu
 from crfrnn_np.lattice.cpu import slice_row
@@ -173,7 +174,7 @@ def _softmax_block(logits, count, c, bits, rows, first):
     _normalise(logits, count, c, rows, first)
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _transpose(src, dst, b0, b1):
     """``dst = srcᵀ`` for 2-D arrays, (C, N) planes to (N, C) rows or back, by blocks of ``SOFTMAX_BLOCK``
     pixels (blocks ``b0..b1-1``): every inner loop runs along one plane (contiguous), and the block's
@@ -211,7 +212,7 @@ def _planes_to_rows(planes, dtype):
     return rows
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _vertex_product(weight_t, buf, out, b0, b1):
     """``out[v] = weight · buf[v]`` for every row of (M+1, C) buffers; ``weight_t`` is weightᵀ (C, C), so
     the inner loop runs over contiguous output classes. The zero row 0 stays zero."""
@@ -229,7 +230,7 @@ def _vertex_product(weight_t, buf, out, b0, b1):
                 out[v, p] = acc[p]
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _vertex_outer(left, right, partial, b0, b1):
     """``partial[b] = Σ_{v in block b} left[v] right[v]ᵀ`` over the rows of two (M+1, C) buffers, one
     (C, C) partial sum per block of ``CPU_BLOCK`` rows (summed by the caller, in block order)."""
@@ -244,7 +245,7 @@ def _vertex_outer(left, right, partial, b0, b1):
         partial[b] = acc
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, vertex_b, weights_b, alpha_b,
                    norm_b, class_s, class_b, prob, logits_out, b0, b1):
     """``L = U − n_s α_s class_s ⊙ Sp_sᵀ buf_s − n_b α_b class_b ⊙ Sp_bᵀ buf_b`` per pixel (``class_x`` (C,)
@@ -277,7 +278,7 @@ def _slice_softmax(unary, buf_s, vertex_s, weights_s, alpha_s, norm_s, buf_b, ve
             _softmax_block(logits, count, c, bits, prob, lo)
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _slice_softmax_backward(buf_s, vertex_s, weights_s, buf_b, vertex_b, weights_b, class_s, class_b, prob, grad,
                             unary_grad, b0, b1):
     """``∂P = class_s ⊙ Sp_sᵀ buf_s + class_b ⊙ Sp_bᵀ buf_b`` per pixel (α and a full A_xᵀ already in the

@@ -1,9 +1,9 @@
 r"""The permutohedral lattice on the CPU: numba kernels for the build and the filter.
 
 The maths is :mod:`crfrnn_np.lattice.reference`, stage by stage, with the same float32 operation order
-(results agree bit for bit with it in float32 and float64). Every kernel is a serial ``numba.njit(nogil=True)``
-loop over a range of points, vertices or tasks; :func:`crfrnn_np.threads.parallel_for` runs the ranges on
-threads. Layout of a built lattice (N points, d features, M vertices, d1 = d + 1):
+(results agree bit for bit with it in float32 and float64). Every kernel is a serial loop over a range of
+points, vertices or tasks (:func:`crfrnn_np.kernel.cpu_kernel`); :func:`crfrnn_np.threads.parallel_for` runs
+the ranges on threads. Layout of a built lattice (N points, d features, M vertices, d1 = d + 1):
 
 ==================  ==============  ===================================================================
 array               shape, dtype    meaning
@@ -18,9 +18,11 @@ Build (:func:`build`), three passes:
 
 1. **embed** (threads over points): each point's simplex -- elevation, remainder-0 vertex, ranks,
    barycentric weights (the shared helpers of :mod:`.simplex`);
-2. **number** (one thread): every distinct vertex key gets the next id, in the reference's insertion order
-   (point, then remainder), through the hash table of :mod:`.hash_table`; a point often shares vertices
-   with the previous one, so each remainder's last key is checked first;
+2. **number** (threads over chunks of points, then one merge): every distinct vertex key gets an id in the
+   reference's insertion order (point, then remainder), through the hash table of :mod:`.hash_table`: each
+   chunk numbers its own points with its own table, then the chunks' distinct keys are merged in chunk
+   order, which reproduces the serial order; a point often shares vertices with the previous one, so each
+   remainder's last key is checked first;
 3. **neighbours** (threads over vertices): the vertex one step back along each axis is looked up in the
    (now read-only) table; the step forward is its inverse, written without a second lookup.
 
@@ -38,6 +40,7 @@ index it needs.
 import numba
 import numpy as np
 
+from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import num_threads, parallel_for
 
 from .config import CPU_BLOCK, CPU_MIN_CHUNK
@@ -53,26 +56,33 @@ __all__ = ["CpuLattice", "build", "build_from_simplices", "filter_", "splat", "s
 # build
 # ----------------------------------------------------------------------------------------------
 
-@numba.njit(cache=True, nogil=True)
-def _embed(features, scale, inv_d1, rem0, rank, weights, lo, hi):
-    """Elevation, enclosing simplex and barycentric weights of points ``lo..hi-1`` (flat (N*d) float32
-    features) into the (N, d1) arrays."""
-    d1 = rem0.shape[1]
+@cpu_kernel
+def _embed(features, scale, inv_d1, rem0, rank, weights, low, high, b0, b1):
+    """Elevation, enclosing simplex and barycentric weights of the points of blocks ``b0..b1-1`` (``CPU_MIN_CHUNK``
+    points each; flat (N*d) float32 features) into the (N, d1) arrays, and each block's smallest and largest
+    remainder-0 coordinates into ``low[b]``, ``high[b]`` (they fix the key packing)."""
+    n, d1 = rem0.shape
     d = d1 - 1
     elevated = np.empty(d1, np.float32)
     r0 = np.empty(d1, np.int32)
     rk = np.empty(d1, np.int32)
     bary = np.empty(d1 + 1, np.float32)
-    for i in range(lo, hi):
-        elevate(features, i, d, scale, elevated)
-        enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
-        for r in range(d1):
-            rem0[i, r] = r0[r]
-            rank[i, r] = rk[r]
-            weights[i, r] = bary[r]
+    for b in range(b0, b1):
+        first = b * CPU_MIN_CHUNK
+        for i in range(first, min(n, first + CPU_MIN_CHUNK)):
+            elevate(features, i, d, scale, elevated)
+            enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
+            for r in range(d1):
+                rem0[i, r] = r0[r]
+                rank[i, r] = rk[r]
+                weights[i, r] = bary[r]
+                if i == first or r0[r] < low[b, r]:
+                    low[b, r] = r0[r]
+                if i == first or r0[r] > high[b, r]:
+                    high[b, r] = r0[r]
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _number1(rem0, rank, origin, shift, start, table_keys, table_ids, shift_t, m, keys, vertex, last, last_id):
     """Vertex ids of points ``start..`` with one-word keys, in insertion order (point, then remainder), until
     the table would pass half full; returns ``(next point, m)``. ``keys[v]`` receives vertex v's key.
@@ -98,7 +108,7 @@ def _number1(rem0, rank, origin, shift, start, table_keys, table_ids, shift_t, m
     return n, m
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _number(rem0, rank, origin, word, shift, w, start, table_keys, table_ids, shift_t, m, keys, vertex):
     """:func:`_number1` for W-word keys (``keys[v*w : (v+1)*w]``)."""
     n, d1 = vertex.shape
@@ -120,7 +130,78 @@ def _number(rem0, rank, origin, word, shift, w, start, table_keys, table_ids, sh
     return n, m
 
 
-@numba.njit(cache=True, nogil=True)
+def _number_points(rem0, rank, packing, keys, vertex):
+    """Ids of the distinct vertex keys of some points (all of them, or one chunk), in insertion order.
+
+    A table sized for the points, doubled and refilled whenever it is half full (growing inside the numba loop
+    would make the loop reassign its arrays, which numba compiles to much slower code). Returns
+    ``(m, (table_keys, table_ids, bits))``; ``keys`` receives the m distinct keys (W words each).
+    """
+    origin, word, shift, w = packing
+    n, d1 = vertex.shape
+    bits = table_bits(max(n, 1))
+    table_keys, table_ids = empty_table(bits, w)
+    last, last_id = np.full(d1, -1, np.int64), np.zeros(d1, np.int32)
+    i = m = 0
+    while True:
+        if w == 1:
+            i, m = _number1(rem0, rank, origin, shift, i, table_keys, table_ids, 64 - bits, m, keys, vertex, last,
+                            last_id)
+        else:
+            i, m = _number(rem0, rank, origin, word, shift, w, i, table_keys, table_ids, 64 - bits, m, keys, vertex)
+        if i == n:
+            return m, (table_keys, table_ids, bits)
+        bits += 1                                        # half full: a table twice the size, refilled
+        table_keys, table_ids = empty_table(bits, w)
+        if w == 1:
+            fill1(table_keys, table_ids, keys, m, 64 - bits)
+        else:
+            fill(table_keys, table_ids, keys, m, w, 64 - bits)
+
+
+def _number_chunks(rem0, rank, packing, starts, keys, vertex, sizes, c0, c1):
+    """Chunks ``c0..c1-1`` of consecutive points numbered on their own (chunk-local ids and tables); chunk c
+    writes its points' rows of ``vertex``, its keys at ``keys[starts[c] * d1 * W ...]`` and ``sizes[c]``.
+    Plain Python around :func:`_number1`, which releases the GIL: the chunks run on the kernels' threads."""
+    d1, w = rem0.shape[1], packing[3]
+    for c in range(c0, c1):
+        lo, hi = starts[c], starts[c + 1]
+        sizes[c], _ = _number_points(rem0[lo:hi], rank[lo:hi], packing, keys[lo * d1 * w:hi * d1 * w],
+                                     vertex[lo:hi])
+
+
+@cpu_kernel
+def _merge1(keys, starts, sizes, d1, table_keys, table_ids, shift_t, gkeys, remap):
+    """Global ids of the chunks' distinct one-word keys, chunks merged in order, so the ids are the serial
+    insertion order; ``remap[row]`` = global id of chunk-local key row ``row`` (chunk c's rows start at
+    ``starts[c] * d1``). Returns M."""
+    m = 0
+    for c in range(sizes.shape[0]):
+        row0 = starts[c] * d1
+        for k in range(sizes[c]):
+            v = insert1(table_keys, table_ids, keys[row0 + k], shift_t, m)
+            if v == m:
+                gkeys[m] = keys[row0 + k]
+                m += 1
+            remap[row0 + k] = v
+    return m
+
+
+@cpu_kernel
+def _remap(vertex, starts, remap, counts, c0, c1):
+    """Chunk-local vertex ids of chunks ``c0..c1-1`` made global, and ``counts[c, v]``: how many of chunk c's
+    (point, remainder) entries fall on vertex v."""
+    d1 = vertex.shape[1]
+    for c in range(c0, c1):
+        row0 = starts[c] * d1
+        for i in range(starts[c], starts[c + 1]):
+            for r in range(d1):
+                v = remap[row0 + vertex[i, r]]
+                vertex[i, r] = v
+                counts[c, v] += 1
+
+
+@cpu_kernel
 def _neighbours1(keys, table_keys, table_ids, shift_t, step, neighbours, lo, hi):
     """Blur neighbours of vertices ``lo..hi-1`` (one-word keys).
 
@@ -137,7 +218,7 @@ def _neighbours1(keys, table_keys, table_ids, shift_t, step, neighbours, lo, hi)
                 neighbours[j, u, 1] = v
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _neighbours(keys, w, table_keys, table_ids, shift_t, step, neighbours, lo, hi):
     """:func:`_neighbours1` for W-word keys."""
     d1 = neighbours.shape[0]
@@ -152,42 +233,52 @@ def _neighbours(keys, w, table_keys, table_ids, shift_t, step, neighbours, lo, h
                 neighbours[j, u, 1] = v
 
 
-def _index(rem0, rank, weights):
-    """Vertex ids, neighbours and per-vertex entry counts from the per-point simplices (after the embedding)."""
+def _chunks(n):
+    """Point bounds of the numbering's chunks: one per thread, at least ``CPU_MIN_CHUNK`` points each."""
+    count = max(1, min(num_threads(), n // CPU_MIN_CHUNK))
+    return np.asarray([n * k // count for k in range(count + 1)], np.int64)
+
+
+def _index(rem0, rank, weights, low, high):
+    """Vertex ids, neighbours and cumulative per-vertex entry counts from the per-point simplices.
+
+    Numbering: with one-word keys and more than one chunk, each chunk numbers its points on its own thread,
+    then the chunks' distinct keys are merged in chunk order (which reproduces the serial insertion order)
+    and the local ids remapped; otherwise one pass over all points.
+    """
     n, d1 = rem0.shape
     d = d1 - 1
-    origin, word, shift, w = key_packing(rem0.min(axis=0), rem0.max(axis=0), d)
+    packing = key_packing(low, high, d)
+    w = packing[3]
     vertex = np.empty((n, d1), np.int32)
     keys = np.empty(n * d1 * w, np.int64)
-    bits = table_bits(n)
-    table_keys, table_ids = empty_table(bits, w)
-    i = m = 0
-    while True:
-        if w == 1:
-            i, m = _number1(rem0, rank, origin, shift, i, table_keys, table_ids, 64 - bits, m, keys, vertex,
-                            np.full(d1, -1, np.int64), np.zeros(d1, np.int32))
-        else:
-            i, m = _number(rem0, rank, origin, word, shift, w, i, table_keys, table_ids, 64 - bits, m, keys, vertex)
-        if i == n:
-            break
-        bits += 1                                        # half full: a table twice the size, refilled
-        table_keys, table_ids = empty_table(bits, w)
-        if w == 1:
-            fill1(table_keys, table_ids, keys, m, 64 - bits)
-        else:
-            fill(table_keys, table_ids, keys, m, w, 64 - bits)
-    keys = keys[:m * w]
+    starts = _chunks(n) if w == 1 else np.asarray([0, n], np.int64)
+    if starts.shape[0] > 2:
+        sizes = np.empty(starts.shape[0] - 1, np.int64)
+        parallel_for(_number_chunks, sizes.shape[0], rem0, rank, packing, starts, keys, vertex, sizes)
+        bits = table_bits(int(sizes.sum()))
+        table_keys, table_ids = empty_table(bits)
+        gkeys = np.empty(int(sizes.sum()), np.int64)
+        remap = np.empty(n * d1, np.int32)
+        m = _merge1(keys, starts, sizes, d1, table_keys, table_ids, 64 - bits, gkeys, remap)
+        keys = gkeys[:m]
+        counts = np.zeros((sizes.shape[0], m), np.int64)
+        parallel_for(_remap, sizes.shape[0], vertex, starts, remap, counts)
+        counts = counts.sum(axis=0)
+    else:
+        m, (table_keys, table_ids, bits) = _number_points(rem0, rank, packing, keys, vertex)
+        keys = keys[:m * w]
+        counts = np.bincount(vertex.reshape(-1), minlength=m)
     step = np.zeros((d1, w), np.int64)                   # minus one in every field, plus d+1 in field j
     for q in range(d):
-        step[:, word[q]] -= np.int64(1) << shift[q]
-        step[q, word[q]] += np.int64(d1) << shift[q]
+        step[:, packing[1][q]] -= np.int64(1) << packing[2][q]
+        step[q, packing[1][q]] += np.int64(d1) << packing[2][q]
     neighbours = np.full((d1, m, 2), -1, np.int32)
     if w == 1:
         parallel_for(_neighbours1, m, keys, table_keys, table_ids, 64 - bits, step, neighbours, grain=CPU_BLOCK)
     else:
         parallel_for(_neighbours, m, keys, w, table_keys, table_ids, 64 - bits, step, neighbours, grain=CPU_BLOCK)
-    entries = np.cumsum(np.bincount(vertex.reshape(-1), minlength=m))
-    return dict(vertex=vertex, weights=weights, neighbours=neighbours, entries=entries, num_vertices=m,
+    return dict(vertex=vertex, weights=weights, neighbours=neighbours, entries=np.cumsum(counts), num_vertices=m,
                 key_words=w)
 
 
@@ -204,9 +295,12 @@ def build(features):
     rem0 = np.empty((n, d1), np.int32)
     rank = np.empty((n, d1), np.int32)
     weights = np.empty((n, d1), np.float32)
-    parallel_for(_embed, n, np.ascontiguousarray(features).reshape(-1), scale_factors(d), np.float32(1.0 / d1),
-                 rem0, rank, weights, grain=CPU_MIN_CHUNK)
-    return _index(rem0, rank, weights)
+    blocks = (n + CPU_MIN_CHUNK - 1) // CPU_MIN_CHUNK
+    low = np.empty((blocks, d1), np.int32)
+    high = np.empty((blocks, d1), np.int32)
+    parallel_for(_embed, blocks, np.ascontiguousarray(features).reshape(-1), scale_factors(d), np.float32(1.0 / d1),
+                 rem0, rank, weights, low, high)
+    return _index(rem0, rank, weights, low.min(axis=0), high.max(axis=0))
 
 
 @numba.njit(cache=True)
@@ -249,7 +343,7 @@ def build_from_simplices(rem0, rank, weights):
     rem0 = np.ascontiguousarray(rem0, np.int32)
     rank = np.ascontiguousarray(rank, np.int32)
     weights = np.ascontiguousarray(weights, np.float32)
-    lattice = _index(rem0, rank, weights)
+    lattice = _index(rem0, rank, weights, rem0.min(axis=0), rem0.max(axis=0))
     offsets, pixel, weight = _gather_index(lattice["vertex"], weights, lattice["num_vertices"])
     lattice.update(splat_offsets=offsets, splat_pixel=pixel, splat_weight=weight)
     return lattice
@@ -269,7 +363,7 @@ def build_from_simplices(rem0, rank, weights):
 # * slice: over blocks of pixels.
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _owned_entries(vertex, bounds, offsets, shift, packed, t0, t1):
     """Splat plan of tasks ``t0..t1-1``: task t's entries ``(i << shift) | r`` with ``bounds[t] <= vertex[i, r]
     < bounds[t+1]``, in pixel order, into ``packed[offsets[t]:offsets[t+1]]``."""
@@ -286,7 +380,7 @@ def _owned_entries(vertex, bounds, offsets, shift, packed, t0, t1):
                     e += 1
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _splat(values, scale, vertex, weights, bounds, offsets, packed, shift, buf, pixel_major, t0, t1):
     """Tasks ``t0..t1-1`` of ``buf[v+1, k] = sum_i w_iv (values[k, i] scale[i])`` (pixel order; no ``scale``
     factor when ``scale`` is empty), ``buf[0] = 0``: task t owns rows ``bounds[t]+1 : bounds[t+1]+1`` and
@@ -324,7 +418,7 @@ def _splat(values, scale, vertex, weights, bounds, offsets, packed, shift, buf, 
                 buf[v, k] += w * val[k]
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _blur_axis(old, new, neighbours, j, half, lo, hi):
     """``new[v+1] = old[v+1] + half (old[n1+1] + old[n2+1])`` along axis j for vertices ``lo..hi-1``
     (the zero row 0 with the first block)."""
@@ -352,7 +446,7 @@ def slice_row(buf, vertex, weights, alpha, i, acc):
             acc[k] += wa * buf[row, k]
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _slice(buf, vertex, weights, alpha, scale, out, lo, hi):
     """``out[k, i] = (sum_r (alpha w_ir) buf[vertex_ir + 1, k]) scale[i]`` for pixels ``lo..hi-1`` (r in
     order; no ``scale`` factor when ``scale`` is empty)."""
@@ -414,6 +508,8 @@ def blur(buf, lattice, reverse=False, scratch=None):
     neighbours = lattice["neighbours"]
     d1, m = neighbours.shape[:2]
     other = np.empty_like(buf) if scratch is None else scratch
+    if np.may_share_memory(buf, other):
+        raise ValueError("lattice blur: the scratch buffer must not overlap the values")
     half = buf.dtype.type(0.5)
     for j in (range(d1 - 1, -1, -1) if reverse else range(d1)):
         parallel_for(_blur_axis, m, buf, other, neighbours, j, half, grain=CPU_BLOCK)

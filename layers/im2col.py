@@ -27,6 +27,7 @@ import itertools
 import numba
 import numpy as np
 
+from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import parallel_for
 
 #: Upper bound of a column buffer in bytes; callers split the output rows into bands that fit.
@@ -113,14 +114,14 @@ def _col2im_channel(col, c, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x
                     x[c, iy, ix0 + ox * sw] += col[r, base + ox]
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _im2col_2d(x, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col, lo, hi):
     """Column rows ``lo..hi-1``."""
     for r in range(lo, hi):
         _im2col_row(x, r, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, col)
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _col2im_2d(col, kh, kw, ph, pw, sh, sw, dh, dw, row0, row1, out_w, x, lo, hi):
     """Image channels ``lo..hi-1`` (a channel is written by one thread only)."""
     for c in range(lo, hi):
@@ -154,7 +155,7 @@ def _im2col_s1_rows(x, t, kh, kw, ph, pw, row0, nrows, out_w, col):
             col[r, base + hi:base + out_w] = 0
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _im2col_2d_s1(x, kh, kw, ph, pw, row0, row1, out_w, col, lo, hi):
     """(channel, kernel row, output row) triples ``lo..hi-1``."""
     nrows = row1 - row0

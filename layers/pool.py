@@ -30,6 +30,7 @@ import numba
 import numpy as np
 
 from ..layer import Layer, register_layer
+from ..kernel import cpu_kernel
 from ..threads import parallel_for
 from .im2col import PARALLEL_MIN_WORK
 
@@ -108,25 +109,25 @@ def _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx):
                     dx[p, h, w] += g
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _max_forward(x, kh, kw, sh, sw, ph, pw, y, mask, lo, hi):
     for p in range(lo, hi):
         _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask)
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _max_backward(dy, mask, dx, lo, hi):
     for p in range(lo, hi):
         _max_backward_plane(dy, p, mask, dx)
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _ave_forward(x, kh, kw, sh, sw, ph, pw, y, lo, hi):
     for p in range(lo, hi):
         _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y)
 
 
-@numba.njit(cache=True, nogil=True)
+@cpu_kernel
 def _ave_backward(dy, kh, kw, sh, sw, ph, pw, dx, lo, hi):
     for p in range(lo, hi):
         _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx)
