@@ -327,11 +327,10 @@ def trace_layer(net, layer_name, index=0, label=None):
         raise ShapeError("image index %d is outside the batch of %d" % (index, bottom[0].shape[0]))
     layer.keep_iterations = True
     net.forward_prefilled()
-    sub = layer.steps_net
-    name = layer._engine.layer_param.name
-    T = layer.num_iterations
+    steps = layer.steps_engine
+    sub, name, T = steps.net, steps.layer_param.name, layer.num_iterations
     blob = lambda t, role: sub.blobs["%s_iter%d_%s" % (name, t, role)]                 # noqa: E731
-    logits_blob = lambda t: layer._engine.output if t == T else blob(t, "logits")     # noqa: E731
+    logits_blob = lambda t: steps.output if t == T else blob(t, "logits")             # noqa: E731
     unary = bottom[0].data[index]
     # Q_t as the Softmax steps made it (Q_t is iteration t+1's P), Q_T by the same softmax applied to the top
     arrays = {"Q": np.stack([blob(t + 1, "prob").data[index] for t in range(T)]
@@ -346,7 +345,7 @@ def trace_layer(net, layer_name, index=0, label=None):
     for key, b in zip(("W_s", "W_b", "mu"), layer.blobs):
         arrays[key] = b.data[0, 0].copy()
     # F(Q_t): Φ[Q_t] is iteration t+1's pairwise term; for Q_T, iteration 1's steps are run once more
-    last = _pairwise_of(sub, name, softmax_step(top[0].data, 1), layer._engine.inputs[2])
+    last = _pairwise_of(sub, name, softmax_step(top[0].data, 1), steps.inputs[2])
     pairwise = [blob(t, "pairwise").data[index] for t in range(1, T + 1)] + [last[index]]
     arrays["energy"] = np.array([free_energy(arrays["Q"][t], unary, pairwise[t]) for t in range(T + 1)])
     mp = layer.layer_param.multi_stage_meanfield_param

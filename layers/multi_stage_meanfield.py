@@ -348,8 +348,11 @@ class MultiStageMeanfieldLayer(Layer):
         trace`` sets it to read every intermediate).
     cache : LatticeCache
         The lattices: the net's cache, or the layer's own when it is made outside a net.
+    steps_engine : StepsEngine or None
+        The STEPS engine (its sub-net ``steps_net``, the sub-net's ``inputs`` and ``output`` blobs), None for
+        FUSED.
     steps_net : Net or None
-        The STEPS engine's sub-net (None for FUSED).
+        The STEPS engine's sub-net.
     """
 
     exact_num_bottom = 3
@@ -376,6 +379,10 @@ class MultiStageMeanfieldLayer(Layer):
         else:
             from crfrnn_np.fused.meanfield import FusedEngine
             self._engine = FusedEngine(self)
+
+    @property
+    def steps_engine(self):
+        return self._engine if self.engine == "STEPS" else None
 
     @property
     def steps_net(self):
