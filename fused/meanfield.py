@@ -9,6 +9,7 @@ against the steps it replaces (``tests/fused/test_meanfield.py``), and the whole
 =============================  ======================================================================
 kernel                         replaces (per iteration t; P_t = Q_{t-1}, x ∈ {spatial, bilateral})
 =============================  ======================================================================
+``_softmax_planes_to_rows``    Softmax of the first iteration (P_1 = softmax(Q0)), written as (N, C) rows
 ``lattice.cpu.splat``,         the splat and blur stages of both PermutohedralFilter steps
 ``lattice.cpu.blur``           (``V_x = B_x Sp_x P_t``, pixel-major rows)
 ``_vertex_product``            Compatibility (W_x), Eltwise SUM and Compatibility (μ): ``A_x = μ W_x``
@@ -66,7 +67,6 @@ import numba
 import numpy as np
 
 from crfrnn_np.blob import Blob
-from crfrnn_np.layers.softmax import softmax
 from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import parallel_for
 from crfrnn_np.lattice import cpu as lattice_cpu
@@ -76,6 +76,7 @@ from crfrnn_np.lattice.reference import slice_factor
 
 #: kernel -> the step layers it replaces (the module's table).
 REPLACES = {
+    "_softmax_planes_to_rows": ("Softmax",),
     "lattice.cpu.splat + lattice.cpu.blur": ("PermutohedralFilter",),
     "_vertex_product": ("Compatibility", "Eltwise", "Compatibility"),
     "_slice_softmax": ("PermutohedralFilter", "PermutohedralFilter", "Compatibility", "UnaryAdd", "Softmax"),
@@ -192,6 +193,22 @@ def _transpose(src, dst, b0, b1):
             else:
                 for i in range(lo, hi):
                     dst[k, i] = src[i, k]
+
+
+@cpu_kernel
+def _softmax_planes_to_rows(planes, rows, b0, b1):
+    """``rows[i] = softmax(planes[:, i])`` for the pixel blocks ``b0..b1-1`` of (C, N) planes, into (N, C) rows:
+    the first iteration's Softmax and the change of layout in one pass."""
+    c, n = planes.shape
+    logits = np.empty(SOFTMAX_BLOCK * c, rows.dtype)
+    bits = np.empty(SOFTMAX_BLOCK * c, np.int32)
+    for b in range(b0, b1):
+        lo = b * SOFTMAX_BLOCK
+        count = min(n, lo + SOFTMAX_BLOCK) - lo
+        for k in range(c):                      # plane by plane: contiguous reads
+            for j in range(count):
+                logits[j * c + k] = planes[k, lo + j]
+        _softmax_block(logits, count, c, bits, rows, lo)
 
 
 def _over_blocks(kernel, items, block, *args):
@@ -403,7 +420,8 @@ def forward_image(unary, q0, spatial, bilateral, weights, iterations, out, keep=
     _, products = _matrices(weights)
     plans = _compatibility(products, dtype)
     unary_rows = _planes_to_rows(unary, dtype)
-    prob = _planes_to_rows(softmax(np.asarray(q0, dtype), 0), dtype)        # P_1: the Softmax step's own code
+    prob = np.empty((n, c), dtype)
+    _over_blocks(_softmax_planes_to_rows, n, SOFTMAX_BLOCK, np.ascontiguousarray(q0, dtype), prob)     # P_1
     probs, blurred = [], []
     none = np.empty((0, 0), dtype)
     lat_s, lat_b = lattices

@@ -43,7 +43,7 @@ import numpy as np
 from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import num_threads, parallel_for
 
-from .config import CPU_BLOCK, CPU_MIN_CHUNK
+from .config import CPU_BLOCK, CPU_MIN_CHUNK, CPU_NUMBER_MIN_CHUNK
 from .hash_table import empty_table, fill, fill1, find, insert, insert1, key_packing, table_bits, find1
 from .reference import scale_factors, slice_factor
 from .simplex import elevate, enclosing_simplex, key_coord, round_half_even
@@ -234,8 +234,8 @@ def _neighbours(keys, w, table_keys, table_ids, shift_t, step, neighbours, lo, h
 
 
 def _chunks(n):
-    """Point bounds of the numbering's chunks: one per thread, at least ``CPU_MIN_CHUNK`` points each."""
-    count = max(1, min(num_threads(), n // CPU_MIN_CHUNK))
+    """Point bounds of the numbering's chunks: one per thread, at least ``CPU_NUMBER_MIN_CHUNK`` points each."""
+    count = max(1, min(num_threads(), n // CPU_NUMBER_MIN_CHUNK))
     return np.asarray([n * k // count for k in range(count + 1)], np.int64)
 
 

@@ -113,6 +113,10 @@ def run(args):
     param = proto.read_net(args.model)
     name = use_steps_engine(param, args.layer)
     net = Net(param, weights=args.weights, phase="TEST", dtype=args.dtype, backend=args.backend)
+    crf_blobs = {id(b) for b in net.layer_dict[name].blobs}
+    if not args.weights and any(lr and id(b) not in crf_blobs for b, lr in zip(net.learnable_params, net.params_lr)):
+        print("crfrnn: warning: no --weights: the layers before the CRF run on their fillers, so the unary is "
+              "not a trained net's", file=sys.stderr)
     rgb, size = set_inputs(net, args.image, args.input)
     label = None
     if args.label:

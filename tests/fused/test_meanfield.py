@@ -186,6 +186,18 @@ def test_kernel_vertex_outer(scene, rng, dtype, tol):
         np.testing.assert_allclose(got, expected, rtol=0, atol=100 * tol * max(1.0, np.abs(expected).max()))
 
 
+@pytest.mark.parametrize("dtype, tol", DTYPES)
+def test_kernel_softmax_planes_to_rows(rng, dtype, tol):
+    """The Softmax step on Q0's planes (large logits included: exp of very negative arguments flushes to 0 in
+    float32), as (N, C) rows."""
+    q0 = (8.0 * rng.standard_normal((1, C, H, W))).astype(dtype)
+    q0[0, 0, 0, :3] = [120.0, -120.0, 0.0]
+    _, _, top = run('layer { name: "s" type: "Softmax" bottom: "q" top: "p" }', [q0], dtype)
+    got = np.empty((N, C), dtype)
+    fused._over_blocks(fused._softmax_planes_to_rows, N, fused.SOFTMAX_BLOCK, q0[0].reshape(C, N), got)
+    np.testing.assert_allclose(got, rows(top[0].data), rtol=0, atol=tol)
+
+
 @pytest.mark.parametrize("shape", [(4, 300), (300, 4), (1, 5), (5, 1)])
 def test_kernel_transpose(rng, shape):
     """No step: (C, N) planes to (N, C) rows and back, as NumPy's transpose."""
@@ -196,7 +208,8 @@ def test_kernel_transpose(rng, shape):
 
 
 def test_every_kernel_of_the_table_has_its_test():
-    tested = {"lattice.cpu.splat + lattice.cpu.blur": test_kernel_splat_and_blur,
+    tested = {"_softmax_planes_to_rows": test_kernel_softmax_planes_to_rows,
+              "lattice.cpu.splat + lattice.cpu.blur": test_kernel_splat_and_blur,
               "_vertex_product": test_kernel_vertex_product, "_slice_softmax": test_kernel_slice_softmax,
               "_slice_softmax_backward": test_kernel_slice_softmax_backward,
               "_vertex_outer": test_kernel_vertex_outer, "_transpose": test_kernel_transpose}

@@ -27,11 +27,13 @@ def test_key_packing_fields():
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7])
-def test_build_matches_reference_any_thread_count(rng, thread_count, count):
-    """Embedding and neighbours run on ``count`` threads (points and vertices cut into ranges): the same
-    lattice as the reference's."""
+def test_build_matches_reference_any_thread_count(rng, thread_count, monkeypatch, count):
+    """Embedding, numbering (in chunks) and neighbours run on ``count`` threads: the same lattice as the
+    reference's, vertex for vertex."""
+    monkeypatch.setattr(cpu, "CPU_NUMBER_MIN_CHUNK", 4096)        # chunked numbering at a test's size
     thread_count(count)
     f = (rng.normal(size=(12300, 5)) * np.float32([4, 4, 2, 2, 2])).astype(np.float32)   # up to 3 chunks
+    assert cpu._chunks(len(f)).shape[0] - 1 == min(count, 3)
     assert_same_lattice(f, cpu.build(f))
 
 
