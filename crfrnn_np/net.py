@@ -35,8 +35,9 @@ def _load_net_param(model):
         return proto.upgrade_net(model.copy())
     if isinstance(model, (str, os.PathLike)):
         text = str(model)
-        if "\n" not in text and ("{" not in text) and not os.path.exists(text):
-            raise NetError("model file '%s' does not exist" % text)
+        if "\n" not in text and "{" not in text:          # a path, or the name of a shipped net
+            from crfrnn_np.models import read_net
+            return read_net(text)
         if os.path.exists(text):
             return proto.read_net(text)
         return proto.upgrade_net(proto.parse(text, "NetParameter"))

@@ -21,12 +21,6 @@ import numpy as np
 NUM_CLASSES = 21
 
 
-def models_dir():
-    """The shipped ``models/`` folder (next to the package folders of a source or editable install)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(os.path.dirname(here), "models")
-
-
 def add_parser(sub):
     p = sub.add_parser("demo", help="CRF-RNN on the shipped image: panel picture and mean IoU before/after")
     p.add_argument("--output", default=os.path.join("out", "demo_panel.png"),
@@ -36,18 +30,17 @@ def add_parser(sub):
 
 
 def run(args):
-    from crfrnn_np import Net, image, proto
+    from crfrnn_np import Net, image, models
     from crfrnn_np.errors import Error
-    folder = models_dir()
     timings = {}
     t = time.perf_counter()
     try:
-        rgb = image.load_image(os.path.join(folder, "demo", "image.png"))
-        truth = image.read_label_png(os.path.join(folder, "demo", "mask.png"))
-        coarse = np.load(os.path.join(folder, "demo", "coarse_unary.npy"))[None]
+        rgb = image.load_image(models.path("demo", "image.png"))
+        truth = image.read_label_png(models.path("demo", "mask.png"))
+        coarse = np.load(models.path("demo", "coarse_unary.npy"))[None]
     except OSError as exc:
-        raise Error("demo data missing in %s: %s (run tools/make_demo_data.py)" % (folder, exc)) from None
-    net_param = proto.read_net(os.path.join(folder, "demo.prototxt"))
+        raise Error("demo data missing in %s: %s (run tools/make_demo_data.py)" % (models.path(), exc)) from None
+    net_param = models.read_net("demo")
     if args.iterations is not None:
         crf = [lp for lp in net_param.layer if lp.type == "MultiStageMeanfield"][0]
         crf.multi_stage_meanfield_param.num_iterations = args.iterations

@@ -11,7 +11,7 @@ import numpy as np
 
 def add_parser(sub):
     p = sub.add_parser("gradcheck", help="check every layer's backward against finite differences (float64)")
-    p.add_argument("--model", required=True, help="net definition (.prototxt)")
+    p.add_argument("--model", required=True, help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--weights", help="optional weights (.caffemodel or .h5)")
     p.add_argument("--layer", action="append", help="check only this layer (repeatable)")
     p.add_argument("--phase", choices=["TRAIN", "TEST"], default="TRAIN")

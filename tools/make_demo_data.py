@@ -64,15 +64,21 @@ def make_coarse_unary(labels, rng):
 
 
 def main(folder=None):
+    """Write the three files into ``folder`` (default: the shipped ``models/demo``), each atomically."""
     from PIL import Image
+    from crfrnn_np import models
+    from crfrnn_np.atomic import atomic_path
     from crfrnn_np.image import write_label_png
-    folder = folder or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "demo")
+    folder = folder or models.path("demo")
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(2015)
     image, labels = make_image_and_mask(rng)
-    Image.fromarray(image, "RGB").save(os.path.join(folder, "image.png"), optimize=True)
+    with atomic_path(os.path.join(folder, "image.png")) as tmp:
+        Image.fromarray(image, "RGB").save(tmp, format="PNG", optimize=True)
     write_label_png(labels, os.path.join(folder, "mask.png"))
-    np.save(os.path.join(folder, "coarse_unary.npy"), make_coarse_unary(labels, rng))
+    with atomic_path(os.path.join(folder, "coarse_unary.npy")) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, make_coarse_unary(labels, rng))
     return 0
 
 

@@ -19,7 +19,7 @@ import time
 
 def add_parser(sub):
     p = sub.add_parser("segment", help="segment one image and write a VOC-palette PNG")
-    p.add_argument("--model", required=True, help="deploy net definition (.prototxt)")
+    p.add_argument("--model", required=True, help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--weights", help="trained weights (.caffemodel or .h5); without them the net's fillers")
     p.add_argument("--image", required=True, help="input image (any format PIL reads)")
     p.add_argument("--output", required=True, help="output label map (.png, VOC palette)")

@@ -14,7 +14,7 @@ from crfrnn_np.errors import Error
 
 def add_parser(sub):
     p = sub.add_parser("test", help="score a net over N batches (as caffe test)")
-    p.add_argument("--model", required=True, help="net definition (.prototxt)")
+    p.add_argument("--model", required=True, help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--weights", help="trained weights (.caffemodel or .h5; comma-separated list)")
     p.add_argument("--iterations", type=int, default=50, help="forward passes (default 50)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")

@@ -13,7 +13,7 @@ import numpy as np
 
 def add_parser(sub):
     p = sub.add_parser("time", help="time each layer's forward and backward")
-    p.add_argument("--model", required=True, help="net definition (.prototxt)")
+    p.add_argument("--model", required=True, help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--weights", help="optional weights (.caffemodel or .h5)")
     p.add_argument("--iterations", type=int, default=50, help="timed iterations (default 50)")
     p.add_argument("--phase", choices=["TRAIN", "TEST"], default="TRAIN")

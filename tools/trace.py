@@ -25,7 +25,7 @@ import numpy as np
 def add_parser(sub):
     p = sub.add_parser("trace", help="record every mean-field iteration of a CRF layer (Q, messages, energy, "
                                      "gradients) to HDF5")
-    p.add_argument("--model", required=True, help="net definition (.prototxt)")
+    p.add_argument("--model", required=True, help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--weights", help="trained weights (.caffemodel or .h5); without them the net's fillers")
     p.add_argument("--image", help="input picture for the net's image input (any format PIL reads)")
     p.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
@@ -107,10 +107,10 @@ def read_label(path):
 
 
 def run(args):
-    from crfrnn_np import Net, proto
+    from crfrnn_np import Net, models, proto
     from crfrnn_np.trace import check_label, trace_layer, use_steps_engine
     from crfrnn_np.trace_panels import write_panels
-    param = proto.read_net(args.model)
+    param = models.read_net(args.model)
     name = use_steps_engine(param, args.layer)
     net = Net(param, weights=args.weights, phase="TEST", dtype=args.dtype, backend=args.backend)
     crf_blobs = {id(b) for b in net.layer_dict[name].blobs}
@@ -123,7 +123,7 @@ def run(args):
         unary = net.bottom_vecs[net.layer_names.index(name)][0]
         label = check_label(read_label(args.label), unary.shape[1], unary.shape[2:], size)
     trace = trace_layer(net, name, args.index, label)
-    trace.attrs.update(model=os.path.abspath(args.model),
+    trace.attrs.update(model=os.path.abspath(models.resolve(args.model)),
                        weights=os.path.abspath(args.weights) if args.weights else "none (the net's fillers)",
                        inputs=", ".join(([os.path.abspath(args.image)] if args.image else []) + list(args.input)))
     if size is not None:

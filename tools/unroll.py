@@ -12,7 +12,7 @@ import sys
 
 def add_parser(sub):
     p = sub.add_parser("unroll", help="print the net with MultiStageMeanfield layers unrolled into step layers")
-    p.add_argument("model", help="net definition (.prototxt)")
+    p.add_argument("model", help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--output", "-o", help="write the unrolled prototxt here instead of standard output")
     return p
 
@@ -41,9 +41,9 @@ def unroll_net(net_param):
 
 
 def run(args):
-    from crfrnn_np import proto
+    from crfrnn_np import models, proto
     from crfrnn_np.atomic import write_bytes
-    text = proto.to_text(unroll_net(proto.read_net(args.model)))
+    text = proto.to_text(unroll_net(models.read_net(args.model)))
     if args.output:
         write_bytes(args.output, text.encode("utf-8"))
     else:
