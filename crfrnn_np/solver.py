@@ -534,6 +534,10 @@ class Solver:
         """Resume from a ``.solverstate`` or ``.solverstate.h5``: weights (``learned_net``), iteration, step
         index, history, and (when the sidecar exists) the RNG and data-layer cursors."""
         path = os.fspath(path)
+        if path.endswith(solver_state.SIDECAR_SUFFIX):
+            raise SolverError("'%s' is the exact-resume sidecar (JSON) of a snapshot; pass the solver state itself, "
+                              "'%s', and the sidecar next to it is read too"
+                              % (path, path[:-len(solver_state.SIDECAR_SUFFIX)]))
         st = solver_state.read_state(path)
         if st["learned_net"]:
             self.copy_weights(self._find_learned_net(st["learned_net"], path))

@@ -27,7 +27,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..errors import BackendError, ShapeError
+from ..backend import check_cuda, cuda_available  # noqa: F401  (cuda_available: the one definition, re-exported)
+from ..errors import ShapeError
 from .config import MAX_DIM, THREADS_PER_BLOCK
 from .cpu import build_from_simplices, elevate, enclosing_simplex
 from .reference import scale_factors, slice_factor
@@ -35,14 +36,6 @@ from .reference import scale_factors, slice_factor
 __all__ = ["CudaLattice", "cuda_available"]
 
 _D1 = MAX_DIM + 1
-
-
-def cuda_available():
-    """True when numba.cuda has a device (or the simulator is enabled)."""
-    try:
-        return bool(cuda.is_available())
-    except Exception:
-        return False
 
 
 def _grid(work):
@@ -140,9 +133,7 @@ class CudaLattice:
     """
 
     def __init__(self, features):
-        if not cuda_available():
-            raise BackendError("lattice backend 'cuda': no CUDA device found by numba.cuda "
-                               "(set NUMBA_ENABLE_CUDASIM=1 to use the simulator)")
+        check_cuda()
         n, d = features.shape
         if d > MAX_DIM:
             raise ShapeError("lattice backend 'cuda': d=%d exceeds config.MAX_DIM=%d" % (d, MAX_DIM))

@@ -51,7 +51,7 @@ The slice factor
 at the slice; the code comments call it a "magic scaling constant" without a derivation. It is a global
 gain: the splat-blur-slice operator with blur weights [0.5, 1, 0.5] per axis has a gain that grows with
 d, and alpha brings the raw output towards the unnormalised Gaussian sum ``sum_j exp(-|f_i - f_j|^2/2)``
-(``tests/lattice/test_reference.py`` measures the remaining ratio on a dense set of points). It
+(``tests/lattice/test_lattice_math.py`` bounds the remaining ratio on a dense grid of points). It
 cancels whenever the output is normalised by ``K 1`` (CRF-as-RNN and pydensecrf's NORMALIZE_AFTER), so
 it matters only for raw-lattice comparisons.
 

@@ -26,10 +26,9 @@ def build_parser():
     for verb in VERBS:
         try:
             module = importlib.import_module("crfrnn_np.tools." + verb)
-        except ImportError as e:
-            if getattr(e, "name", "") != "crfrnn_np.tools." + verb:
-                raise
-            continue
+        except ImportError as exc:                 # a broken verb is an error, not a verb missing from the help
+            raise Error("the '%s' command cannot be loaded: %s (a dependency missing from this installation?)"
+                        % (verb, exc)) from exc
         p = module.add_parser(sub)
         add_common(p)
         p.set_defaults(_run=module.run)
@@ -37,7 +36,11 @@ def build_parser():
 
 
 def main(argv=None):
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except Error as e:
+        print("crfrnn: error: %s" % e, file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)

@@ -115,6 +115,9 @@ def run(args):
     t = time.perf_counter()
     net = Net(args.model, weights=args.weights, phase="TEST", dtype=args.dtype, backend=args.backend)
     timings["net"] = time.perf_counter() - t
+    if not args.weights and any(lr for lr in net.params_lr):
+        print("crfrnn: warning: no --weights: the net runs on its fillers, so the labels it writes are meaningless "
+              "(the trained CRF-RNN model is TVG_CRFRNN_COCO_VOC.caffemodel; see the README)", file=sys.stderr)
     rgb, labels, unary_labels = segment(net, rgb, args.any_size, args.max_size, timings)
     t = time.perf_counter()
     image.write_label_png(labels, args.output)

@@ -109,3 +109,15 @@ def test_demo_improves_iou(tmp_path, capsys):
     with Image.open(out) as panel:
         assert panel.size == (3 * 200 + 2 * 4, 160)
     assert out.with_name("demo_panel_labels.png").exists()
+
+
+def test_segment_without_weights_warns(tmp_path, seg_files, capsys):
+    model, weights = seg_files
+    src = tmp_path / "in.png"
+    Image.fromarray(two_colour_image(30, 40)).save(src)
+    assert main(["segment", "--model", str(model), "--image", str(src), "--output", str(tmp_path / "o.png")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no --weights" in err and "meaningless" in err
+    assert main(["segment", "--model", str(model), "--weights", str(weights), "--image", str(src),
+                 "--output", str(tmp_path / "o.png")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -118,6 +118,16 @@ def test_history_count_mismatch_is_an_error(mlp_dir):
         sgd.restore(str(mlp_dir / "snap" / "mlp_iter_4.solverstate"))
 
 
+def test_restore_from_the_sidecar_names_the_state_file(mlp_dir):
+    path = write_solver(mlp_dir, "SGD", "BINARYPROTO")
+    solver = get_solver(path, log=lambda s: None)
+    solver.step(4)
+    sidecar = mlp_dir / "snap" / "mlp_iter_4.solverstate.resume"
+    assert sidecar.exists()
+    with pytest.raises(SolverError, match=r"sidecar.*pass the solver state itself, '.*mlp_iter_4\.solverstate'"):
+        solver.restore(str(sidecar))
+
+
 def cifar_solver(anchor):
     deploy = anchor("caffe_cifar10_quick", "cifar10_quick.prototxt")
     text = 'net: "%s"\nbase_lr: 0.001\nmomentum: 0.9\nweight_decay: 0.004\nlr_policy: "fixed"\n' % deploy
