@@ -103,7 +103,8 @@ def lattice_toy():
     n, d = f.shape
     e = ref.embed(f).astype(np.float64)
     keys, weights = ref.enclosing_simplex(e.astype(np.float32))
-    vertex, _, neighbours = ref.build(f)
+    lattice = ref.build(f)
+    vertex, neighbours = lattice["vertex"], lattice["neighbours"]
     # an orthonormal basis of the plane x0 + x1 + x2 = 0
     basis = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.sqrt([[2.0], [6.0]])
     full = lambda key: np.append(key, -np.sum(key)).astype(np.float64)                 # noqa: E731

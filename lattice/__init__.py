@@ -112,10 +112,10 @@ class PermutohedralLattice:
 
     @property
     def arrays(self):
-        """The built ``"cpu"`` lattice's arrays (``vertex``, ``weights``, ``neighbours``, ``entries``,
-        ``num_vertices``; see :mod:`.cpu`) for kernels that run the lattice stages themselves; None for
-        the other backends and for N = 0."""
-        return self._impl.arrays if self.backend == "cpu" and self._impl is not None else None
+        """The built lattice record (``vertex``, ``weights``, ``neighbours``, ``num_vertices``, and on the CPU
+        ``entries``; see :mod:`.reference` and :mod:`.cpu`) for code that runs the stages itself (``splat``,
+        ``blur``, ``slice_`` of the backend's module); None for the ``"cuda"`` backend and for N = 0."""
+        return getattr(self._impl, "arrays", None) if self.backend != "cuda" else None
 
     def filter(self, values, reverse=False, scale=None, out=None):
         """Filter value planes through the lattice.

@@ -19,6 +19,13 @@ One function per stage, in the order a filter call uses them:
    (weights [0.5, 1, 0.5], not normalised; missing neighbours count as 0).
 6. :func:`slice_` -- ``y = alpha S^T V``: each pixel reads its d+1 vertices with the same weights.
 
+The stage API is the CPU backend's (:mod:`.cpu`): ``build(features)`` returns the lattice record, a dict
+with ``vertex`` (N, d+1), ``weights`` (N, d+1), ``neighbours`` (d+1, M, 2) and ``num_vertices`` M, and
+``splat(values, lattice)``, ``blur(buf, lattice, reverse)``, ``slice_(buf, lattice)`` and
+``filter_(values, lattice, reverse)`` take it (the CPU versions add keyword options: a per-pixel ``scale``,
+an ``out`` array, pixel-major values). ``tests/lattice/test_lattice_stages.py`` holds the two side by side,
+stage by stage.
+
 Arithmetic
 ----------
 Lattice arithmetic (scaling, elevation, rounding, barycentric weights) is float32, exactly as the C++
@@ -197,11 +204,10 @@ def build(features):
 
     Returns
     -------
-    vertex : ndarray, (N, d+1), int64
-        Index of the remainder-r vertex of pixel i, in insertion order (pixel, then remainder).
-    weights : ndarray, (N, d+1), float32
-    neighbours : ndarray, (d+1, M, 2), int64
-        ``neighbours[j, v] = (n1, n2)``, the vertices one step back / forward along axis j, or -1.
+    dict, the lattice record
+        ``vertex`` (N, d+1) int64: index of the remainder-r vertex of pixel i, in insertion order (pixel, then
+        remainder); ``weights`` (N, d+1) float32; ``neighbours`` (d+1, M, 2) int64: ``neighbours[j, v] = (n1,
+        n2)``, the vertices one step back / forward along axis j, or -1; ``num_vertices`` M.
     """
     keys, weights = enclosing_simplex(embed(features))
     n, d1, d = keys.shape
@@ -223,47 +229,46 @@ def build(features):
                 n2[j] = k[j] - d
             neighbours[j, v, 0] = table.get(tuple(n1), -1)
             neighbours[j, v, 1] = table.get(tuple(n2), -1)
-    return vertex, weights, neighbours
+    return dict(vertex=vertex, weights=weights, neighbours=neighbours, num_vertices=m)
 
 
-def splat(values, vertex, weights, m):
+def splat(values, lattice):
     """``V = S x``: accumulate weighted pixel values onto the vertices.
 
     Parameters
     ----------
     values : ndarray, (C, N)
-    vertex : ndarray, (N, d+1), int
-    weights : ndarray, (N, d+1), float32
-    m : int
-        Number of vertices M.
+    lattice : dict, from :func:`build`
 
     Returns
     -------
     ndarray, (M + 1, C), values' dtype
         Row v + 1 holds vertex v; row 0 is the zero row that missing neighbours point at.
     """
+    vertex, weights = lattice["vertex"], lattice["weights"]
     c, n = values.shape
-    buf = np.zeros((m + 1, c), dtype=values.dtype)
+    buf = np.zeros((lattice["num_vertices"] + 1, c), dtype=values.dtype)
     w = weights.astype(values.dtype)
     contrib = w[:, :, None] * values.T[:, None, :]          # (N, d+1, C), pixel-major order
     np.add.at(buf, vertex.reshape(-1) + 1, contrib.reshape(-1, c))
     return buf
 
 
-def blur(buf, neighbours, reverse=False):
+def blur(buf, lattice, reverse=False):
     """``V <- B_j V`` along every axis, j = 0..d (or d..0 when ``reverse``).
 
     Parameters
     ----------
     buf : ndarray, (M + 1, C)
         Splatted values with the zero row first; not modified.
-    neighbours : ndarray, (d+1, M, 2), int
+    lattice : dict, from :func:`build`
     reverse : bool
 
     Returns
     -------
     ndarray, (M + 1, C)
     """
+    neighbours = lattice["neighbours"]
     d1 = neighbours.shape[0]
     half = buf.dtype.type(0.5)
     old = buf.copy()
@@ -276,15 +281,13 @@ def blur(buf, neighbours, reverse=False):
     return old
 
 
-def slice_(buf, vertex, weights, alpha):
+def slice_(buf, lattice):
     """``y = alpha S^T V``: each pixel reads its d+1 vertices with its barycentric weights.
 
     Parameters
     ----------
     buf : ndarray, (M + 1, C)
-    vertex : ndarray, (N, d+1), int
-    weights : ndarray, (N, d+1), float32
-    alpha : float32
+    lattice : dict, from :func:`build`
 
     Returns
     -------
@@ -293,32 +296,29 @@ def slice_(buf, vertex, weights, alpha):
         path does) in the values' dtype, so that float64 slicing is the float64 transpose of splatting
         up to one rounding of ``w * alpha``.
     """
+    vertex, weights = lattice["vertex"], lattice["weights"]
     n, d1 = vertex.shape
-    wa = weights.astype(buf.dtype) * buf.dtype.type(alpha)
+    wa = weights.astype(buf.dtype) * buf.dtype.type(slice_factor(d1 - 1))
     out = np.zeros((n, buf.shape[1]), dtype=buf.dtype)
     for r in range(d1):
         out += wa[:, r, None] * buf[vertex[:, r] + 1]
     return np.ascontiguousarray(out.T)
 
 
-def filter_(values, vertex, weights, neighbours, reverse=False):
+def filter_(values, lattice, reverse=False):
     """Splat, blur and slice: ``K x`` (or ``K^T x`` when ``reverse``).
 
     Parameters
     ----------
     values : ndarray, (C, N), float32 or float64
-    vertex, weights, neighbours : as returned by :func:`build`
+    lattice : dict, from :func:`build`
     reverse : bool
 
     Returns
     -------
     ndarray, (C, N), values' dtype
     """
-    d1 = vertex.shape[1]
-    m = neighbours.shape[1]
-    buf = splat(values, vertex, weights, m)
-    buf = blur(buf, neighbours, reverse)
-    return slice_(buf, vertex, weights, slice_factor(d1 - 1))
+    return slice_(blur(splat(values, lattice), lattice, reverse), lattice)
 
 
 class ReferenceLattice:
@@ -331,14 +331,14 @@ class ReferenceLattice:
     """
 
     def __init__(self, features):
-        self.vertex, self.weights, self.neighbours = build(features)
-        self.num_vertices = self.neighbours.shape[1]
+        self.arrays = build(features)
+        self.num_vertices = self.arrays["num_vertices"]
 
     def filter(self, values, reverse=False):
         """Filter (C, N) values; see :func:`filter_`."""
-        return filter_(values, self.vertex, self.weights, self.neighbours, reverse)
+        return filter_(values, self.arrays, reverse)
 
     @property
     def nbytes(self):
         """Bytes held by the lattice arrays."""
-        return self.vertex.nbytes + self.weights.nbytes + self.neighbours.nbytes
+        return sum(a.nbytes for a in self.arrays.values() if isinstance(a, np.ndarray))

@@ -9,10 +9,9 @@ from crfrnn_np.lattice.hash_table import key_packing
 
 def assert_same_lattice(features, lattice):
     """Vertex ids in the reference's insertion order, same weights and same neighbour table."""
-    vertex, weights, neighbours = reference.build(features)
-    np.testing.assert_array_equal(lattice["vertex"], vertex)
-    np.testing.assert_array_equal(lattice["weights"], weights)
-    np.testing.assert_array_equal(lattice["neighbours"], neighbours)
+    ref = reference.build(features)
+    for key in ("vertex", "weights", "neighbours", "num_vertices"):
+        np.testing.assert_array_equal(lattice[key], ref[key])
 
 
 def test_key_packing_fields():
@@ -101,15 +100,15 @@ def test_splat_plan_any_task_count_and_layout(rng, tasks):
     f = (rng.normal(size=(700, 5)) * 1.2).astype(np.float32)
     lat = PermutohedralLattice(f, "cpu")
     arrays = lat.arrays
-    vertex, weights, _ = reference.build(f)
+    ref = reference.build(f)
     for dtype in (np.float32, np.float64):
         x = rng.normal(size=(3, 700)).astype(dtype)
         scale = rng.uniform(0.5, 2.0, 700).astype(dtype)
         for s in (None, scale):
-            want = reference.splat(x if s is None else x * s, vertex, weights, arrays["num_vertices"])
+            want = reference.splat(x if s is None else x * s, ref)
             planes = cpu.splat(x, arrays, s, tasks=tasks)
             rows = cpu.splat(np.ascontiguousarray(x.T), arrays, s, pixel_major=True, tasks=tasks)
             np.testing.assert_array_equal(planes, want)
             np.testing.assert_array_equal(rows, want)
     bounds, offsets, packed, shift = cpu.splat_plan(arrays, tasks)
-    assert bounds.shape == (tasks + 1,) and offsets[-1] == packed.shape[0] == vertex.size
+    assert bounds.shape == (tasks + 1,) and offsets[-1] == packed.shape[0] == ref["vertex"].size
