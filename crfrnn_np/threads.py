@@ -68,6 +68,13 @@ def split(count, pieces):
     return [count * k // pieces for k in range(pieces + 1)]
 
 
+def grain(items, work):
+    """Fewest of ``items`` work items per thread so that each thread gets at least
+    :data:`crfrnn_np.config.PARALLEL_MIN_WORK` elements of ``work`` (the elements all items touch)."""
+    from .config import PARALLEL_MIN_WORK
+    return max(1, -(-items * PARALLEL_MIN_WORK // max(work, 1)))
+
+
 def parallel_for(kernel, count, *args, grain=1):
     """Run ``kernel(*args, lo, hi)`` on pieces ``[lo, hi)`` covering ``range(count)``, one per thread.
 

@@ -71,7 +71,7 @@ from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import parallel_for
 from crfrnn_np.lattice import cpu as lattice_cpu
 from crfrnn_np.lattice.cpu import slice_row
-from crfrnn_np.lattice.config import CPU_BLOCK
+from crfrnn_np.config import CPU_BLOCK, SOFTMAX_BLOCK
 from crfrnn_np.lattice.reference import slice_factor
 
 #: kernel -> the step layers it replaces (the module's table).
@@ -85,10 +85,6 @@ REPLACES = {
     "_transpose": (),
 }
 
-#: Pixels per work item of the softmax passes. Their (pixels x C) scratch stays small (10.5 KiB in float32
-#: for 21 classes): scratch above glibc's mmap threshold (128 KiB by default) is mapped and unmapped on every
-#: allocation, and 2048-pixel blocks cost 100 000 page faults (0.3 s) per 500 x 500 forward.
-SOFTMAX_BLOCK = 128
 
 
 # ---- per-pixel and per-vertex kernels ------------------------------------------------------------------------

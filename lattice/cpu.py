@@ -43,7 +43,7 @@ import numpy as np
 from crfrnn_np.kernel import cpu_kernel
 from crfrnn_np.threads import num_threads, parallel_for
 
-from .config import CPU_BLOCK, CPU_MIN_CHUNK, CPU_NUMBER_MIN_CHUNK
+from crfrnn_np.config import CPU_BLOCK, CPU_MIN_CHUNK, CPU_NUMBER_MIN_CHUNK
 from .hash_table import empty_table, fill, fill1, find, insert, insert1, key_packing, table_bits, find1
 from .reference import scale_factors, slice_factor
 from .simplex import elevate, enclosing_simplex, key_coord, round_half_even

@@ -19,7 +19,7 @@ Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row
 * ``_slice_kernel``: thread (k, i) sums ``alpha w_ir buf[vertex_ir + 1, k]`` over r in order and writes
   the channel-planar output (consecutive threads write consecutive pixels).
 
-Block size and the per-thread scratch bound live in :mod:`.config`. float32 and float64 values work
+Block size and the per-thread scratch bound live in :mod:`crfrnn_np.config`. float32 and float64 values work
 (kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
 """
 import math
@@ -29,7 +29,7 @@ from numba import cuda
 
 from ..backend import check_cuda, cuda_available  # noqa: F401  (cuda_available: the one definition, re-exported)
 from ..errors import ShapeError
-from .config import MAX_DIM, THREADS_PER_BLOCK
+from ..config import MAX_DIM, THREADS_PER_BLOCK
 from .cpu import build_from_simplices, elevate, enclosing_simplex
 from .reference import scale_factors, slice_factor
 
@@ -123,7 +123,7 @@ class CudaLattice:
 
     Parameters
     ----------
-    features : ndarray, (N, d), float32, C-contiguous, finite, N >= 1, d <= config.MAX_DIM
+    features : ndarray, (N, d), float32, C-contiguous, finite, N >= 1, d <= crfrnn_np.config.MAX_DIM
 
     Attributes
     ----------

@@ -15,6 +15,7 @@ all) gives W = diag(values) (3·I and 5·I for the kernel weights, −I for Pott
 """
 import numpy as np
 
+from crfrnn_np.config import WEIGHT_DIFF_BLOCK
 from crfrnn_np.errors import NetError
 from crfrnn_np.fillers import fill
 from crfrnn_np.layer import Layer, register_layer
@@ -40,8 +41,6 @@ def parse_diagonal(text, size, where=""):
     return np.asarray(values[:size], dtype=np.float64)
 
 
-#: Pixels per block of the weight-gradient products (:func:`accumulate_weight_diff`).
-WEIGHT_DIFF_BLOCK = 1024
 
 
 def apply_compatibility(weight, bottom, top):

@@ -13,7 +13,7 @@ Per image and group ``g`` (``K_g = (C/G)*prod(k)``, ``P = prod(out)``)::
     backward, bias    db[o]        += sum over images and positions of dY[o]       (accumulated)
 
 The column buffer is built for bands of output rows so that it stays below
-:data:`crfrnn_np.layers.im2col.COL_BUFFER_BYTES` (a 64-channel 3x3 convolution of a 698x698 map would need
+:data:`crfrnn_np.config.COL_BUFFER_BYTES` (a 64-channel 3x3 convolution of a 698x698 map would need
 280 MB at once). 1x1 kernels with stride 1 and no padding use the image itself as the column buffer.
 
 :class:`ConvGeometry` holds these three products for one image; Deconvolution (``deconv.py``) uses the same
@@ -23,8 +23,9 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..fillers import fill
+from ..config import COL_BUFFER_BYTES
 from ..layer import Layer, register_layer
-from .im2col import (COL_BUFFER_BYTES, col2im_2d, col2im_nd, conv_out_shape, im2col_2d, im2col_nd,
+from .im2col import (col2im_2d, col2im_nd, conv_out_shape, im2col_2d, im2col_nd,
                      nd_gather_index)
 
 

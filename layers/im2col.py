@@ -15,7 +15,7 @@ of output rows ``[row0, row1)`` so a caller can bound the buffer size.
 Three implementations:
 
 * :func:`im2col_2d` / :func:`col2im_2d`: ``numba.njit(cache=True, nogil=True)`` range kernels, spread over
-  threads (:func:`crfrnn_np.threads.parallel_for`) in pieces of at least :data:`PARALLEL_MIN_WORK` elements
+  threads (:func:`crfrnn_np.threads.parallel_for`) in pieces of at least ``config.PARALLEL_MIN_WORK`` elements
   (the fast path); stride 1 and dilation 1 (most layers of VGG/FCN nets) take a kernel of row-slice copies
   split over (channel, kernel row, output row) triples, a finer split than one task per column row;
 * :func:`im2col_nd` / :func:`col2im_nd`: any number of spatial axes, vectorised NumPy through a gather index
@@ -28,10 +28,8 @@ import numba
 import numpy as np
 
 from crfrnn_np.kernel import cpu_kernel
-from crfrnn_np.threads import parallel_for
+from crfrnn_np.threads import grain, parallel_for
 
-#: Upper bound of a column buffer in bytes; callers split the output rows into bands that fit.
-COL_BUFFER_BYTES = 64 * 2**20
 
 
 def conv_out_shape(in_shape, kernel, pad, stride, dilation):
@@ -49,13 +47,6 @@ def conv_out_shape(in_shape, kernel, pad, stride, dilation):
 # and crfrnn_np.threads.parallel_for spreads the pieces over threads. Small problems stay on one thread: a
 # thread costs more than it saves there (and much more on a loaded machine).
 
-#: Work size (elements) a thread gets at least.
-PARALLEL_MIN_WORK = 1 << 16
-
-
-def _grain(items, work):
-    """Fewest items per thread so that each thread gets at least :data:`PARALLEL_MIN_WORK` elements."""
-    return max(1, -(-items * PARALLEL_MIN_WORK // max(work, 1)))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -188,10 +179,10 @@ def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
     if tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
         triples = C * kernel[0] * (row1 - row0)
         parallel_for(_im2col_2d_s1, triples, x, kernel[0], kernel[1], pad[0], pad[1], row0, row1, out_hw[1], col,
-                     grain=_grain(triples, col.size))
+                     grain=grain(triples, col.size))
         return col
     parallel_for(_im2col_2d, col.shape[0], x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1],
-                 dilation[0], dilation[1], row0, row1, out_hw[1], col, grain=_grain(col.shape[0], col.size))
+                 dilation[0], dilation[1], row0, row1, out_hw[1], col, grain=grain(col.shape[0], col.size))
     return col
 
 
@@ -202,7 +193,7 @@ def col2im_2d(col, kernel, pad, stride, dilation, out_hw, x, rows=None):
     """
     row0, row1 = rows if rows is not None else (0, out_hw[0])
     parallel_for(_col2im_2d, x.shape[0], col, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1],
-                 dilation[0], dilation[1], row0, row1, out_hw[1], x, grain=_grain(x.shape[0], col.size))
+                 dilation[0], dilation[1], row0, row1, out_hw[1], x, grain=grain(x.shape[0], col.size))
     return x
 
 

@@ -34,6 +34,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from crfrnn_np.config import BILATERAL_LATTICES, SPATIAL_LATTICES
 from crfrnn_np.layer import Layer, register_layer
 
 #: Added to K𝟙 before inverting (the reference's float literal; K𝟙 > 0, so it never matters in practice).
@@ -52,7 +53,7 @@ class LatticeCache:
         the batch size so that a forward's lattices survive until its backward.
     """
 
-    def __init__(self, backend="cpu", capacity=4):
+    def __init__(self, backend="cpu", capacity=BILATERAL_LATTICES):
         self.backend = backend
         self.capacity = int(capacity)
         self._spatial = OrderedDict()
@@ -99,7 +100,7 @@ class LatticeCache:
             features = spatial_features(height, width, theta_gamma)
             entry = self._build(features, dtype)
             self._spatial[key] = entry
-            while len(self._spatial) > 2:
+            while len(self._spatial) > SPATIAL_LATTICES:
                 self._spatial.popitem(last=False)
         return entry
 

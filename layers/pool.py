@@ -31,15 +31,14 @@ import numpy as np
 
 from ..layer import Layer, register_layer
 from ..kernel import cpu_kernel
-from ..threads import parallel_for
-from .im2col import PARALLEL_MIN_WORK
+from ..threads import grain, parallel_for
 
 #: Caffe's initial value of a MAX window (``-FLT_MAX``), also in float64.
 NEG_FLT_MAX = -float(np.finfo(np.float32).max)
 
 
 # Kernels work on one (n, c) plane; a range kernel runs a piece of the planes and crfrnn_np.threads.parallel_for
-# spreads the pieces over threads (each thread gets at least crfrnn_np.layers.im2col.PARALLEL_MIN_WORK elements).
+# spreads the pieces over threads (each thread gets at least crfrnn_np.config.PARALLEL_MIN_WORK elements).
 
 @numba.njit(cache=True)
 def _max_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y, mask):
@@ -133,11 +132,6 @@ def _ave_backward(dy, kh, kw, sh, sw, ph, pw, dx, lo, hi):
         _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx)
 
 
-def _grain(planes, work):
-    """Fewest planes per thread so that each thread gets at least :data:`PARALLEL_MIN_WORK` elements."""
-    return max(1, -(-planes * PARALLEL_MIN_WORK // max(work, 1)))
-
-
 def pooled_size(size, kernel, pad, stride, ceil_mode=True):
     """Caffe's pooled output size along one axis (see the module docstring)."""
     q = float(np.float32(size + 2 * pad - kernel) / np.float32(stride))
@@ -229,13 +223,13 @@ class PoolingLayer(Layer):
         x = self._planes(b.data, b.shape[2:])
         y = self._planes(top[0].data, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        grain = _grain(x.shape[0], x.size)
+        pieces = grain(x.shape[0], x.size)
         if self.method == "MAX":
-            parallel_for(_max_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, self._mask, grain=grain)
+            parallel_for(_max_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, self._mask, grain=pieces)
             if len(top) > 1:
                 top[1].data[...] = self._mask.reshape(top[1].shape)
         elif self.method == "AVE":
-            parallel_for(_ave_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, grain=grain)
+            parallel_for(_ave_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, grain=pieces)
         else:
             raise self.error("STOCHASTIC pooling is not implemented on CPU, as in Caffe")
 
@@ -246,12 +240,12 @@ class PoolingLayer(Layer):
         dx = self._planes(b.diff, b.shape[2:])
         dy = self._planes(top[0].diff, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        grain = _grain(dx.shape[0], dx.size)
+        pieces = grain(dx.shape[0], dx.size)
         if self.method == "MAX":
             if len(top) > 1:
                 mask = self._planes(top[1].data, self.pooled).astype(np.int64)
             else:
                 mask = self._mask
-            parallel_for(_max_backward, dx.shape[0], dy, mask, dx, grain=grain)
+            parallel_for(_max_backward, dx.shape[0], dy, mask, dx, grain=pieces)
         else:
-            parallel_for(_ave_backward, dx.shape[0], dy, kh, kw, sh, sw, ph, pw, dx, grain=grain)
+            parallel_for(_ave_backward, dx.shape[0], dy, kh, kw, sh, sw, ph, pw, dx, grain=pieces)

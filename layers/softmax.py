@@ -14,10 +14,9 @@ no temporary of the full size is made.
 """
 import numpy as np
 
+from crfrnn_np.config import SOFTMAX_NUMPY_BLOCK as BLOCK
 from crfrnn_np.layer import Layer, register_layer
 
-#: Elements (C x positions) per block of the blocked passes.
-BLOCK = 1 << 17
 
 
 def _blocks(shape, axis):

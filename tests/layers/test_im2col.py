@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from crfrnn_np.layers.im2col import (PARALLEL_MIN_WORK, col2im_2d, col2im_nd, conv_out_shape, im2col_2d,
+from crfrnn_np.config import PARALLEL_MIN_WORK
+from crfrnn_np.layers.im2col import (col2im_2d, col2im_nd, conv_out_shape, im2col_2d,
                                      im2col_nd, im2col_reference)
 
 
