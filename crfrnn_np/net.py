@@ -299,60 +299,61 @@ class Net:
             self.params.setdefault(layer.name, layer.blobs)
 
     def _analyse_backward(self, force_backward):
-        """Caffe's need-backward analysis, including loss contribution and ``force_backward``."""
-        n = len(self.layers)
-        blob_need = set()
-        self.layer_need_backward = [False] * n
-        self.bottom_need_backward = []
-        for i, layer in enumerate(self.layers):
-            lp = layer.layer_param
-            need = False
-            ppd = []
-            for j in range(len(layer.blobs)):
-                ppd.append(layer.param_spec(j).lr_mult != 0)
-            layer.param_propagate_down = ppd
-            need = any(ppd)
-            bnb = []
-            for name in self.bottom_names[i]:
-                bnb.append(name in blob_need)
-                need = need or bnb[-1]
-            if lp.propagate_down:
-                if len(lp.propagate_down) != len(bnb):
-                    raise NetError("%spropagate_down must be given 0 times or once per bottom (%d bottoms)"
-                                   % (layer.where("propagate_down"), len(bnb)))
-                bnb = [b and bool(p) for b, p in zip(bnb, lp.propagate_down)]
-            self.layer_need_backward[i] = need
-            self.bottom_need_backward.append(bnb)
+        """Caffe's need-backward analysis (``Net::Init``), as its three passes."""
+        self._needs_from_parameters()
+        self._prune_layers_without_loss(force_backward)
+        if force_backward:
+            self._force_backward()
+        self.blob_need_backward = {name for names, needs in zip(self.bottom_names, self.bottom_need_backward)
+                                   for name, need in zip(names, needs) if need}
+        if force_backward:
+            self.blob_need_backward.update(self.inputs)
+
+    def _propagate_down_rule(self, layer, needs):
+        """``needs`` (one flag per bottom) masked by the layer's ``propagate_down`` list, when it gives one."""
+        rule = layer.layer_param.propagate_down
+        if not rule:
+            return needs
+        if len(rule) != len(needs):
+            raise NetError("%spropagate_down must be given 0 times or once per bottom (%d bottoms)"
+                           % (layer.where("propagate_down"), len(needs)))
+        return [need and bool(p) for need, p in zip(needs, rule)]
+
+    def _needs_from_parameters(self):
+        """Pass 1, forward: a parameter needs a gradient iff its ``lr_mult != 0``; a bottom iff some earlier
+        layer that needs a backward wrote it; a layer needs a backward iff a parameter or a bottom does, and then
+        its tops need gradients."""
+        needed = set()
+        self.layer_need_backward, self.bottom_need_backward = [], []
+        for layer, bottoms, tops in zip(self.layers, self.bottom_names, self.top_names):
+            layer.param_propagate_down = [layer.param_spec(j).lr_mult != 0 for j in range(len(layer.blobs))]
+            bottom_needs = [name in needed for name in bottoms]
+            need = any(layer.param_propagate_down) or any(bottom_needs)
+            self.layer_need_backward.append(need)
+            self.bottom_need_backward.append(self._propagate_down_rule(layer, bottom_needs))
             if need:
-                blob_need.update(self.top_names[i])
-        # walk back from the loss: layers that do not contribute to any loss need no backward
+                needed.update(tops)
+
+    def _prune_layers_without_loss(self, force_backward):
+        """Pass 2, backward from the losses: a layer none of whose tops reaches a loss needs no backward (kept
+        with ``force_backward``)."""
         under_loss = set()
-        for i in reversed(range(n)):
-            layer = self.layers[i]
-            contributes = any(w for w in layer.loss_weights) or any(t in under_loss for t in self.top_names[i])
+        for i in reversed(range(len(self.layers))):
+            contributes = any(self.layers[i].loss_weights) or any(t in under_loss for t in self.top_names[i])
             if contributes:
                 under_loss.update(self.bottom_names[i])
             elif not force_backward:
                 self.layer_need_backward[i] = False
                 self.bottom_need_backward[i] = [False] * len(self.bottom_names[i])
-        if force_backward:
-            for i, layer in enumerate(self.layers):
-                self.layer_need_backward[i] = True
-                self.bottom_need_backward[i] = [
-                    need or layer.allow_force_backward(b) for b, need in enumerate(self.bottom_need_backward[i])]
-                lp = layer.layer_param
-                if lp.propagate_down:
-                    self.bottom_need_backward[i] = [a and bool(p) for a, p in
-                                                    zip(self.bottom_need_backward[i], lp.propagate_down)]
-                layer.param_propagate_down = [True] * len(layer.blobs)
-        self.blob_need_backward = set()
-        for i in range(n):
-            for name, need in zip(self.bottom_names[i], self.bottom_need_backward[i]):
-                if need:
-                    self.blob_need_backward.add(name)
-        for name in self.inputs:
-            if force_backward:
-                self.blob_need_backward.add(name)
+
+    def _force_backward(self):
+        """Pass 3, ``force_backward: true``: every layer runs backward and every bottom its layer allows
+        (:meth:`Layer.allow_force_backward`) gets a diff, within the layer's ``propagate_down`` rule."""
+        for i, layer in enumerate(self.layers):
+            self.layer_need_backward[i] = True
+            allowed = [need or layer.allow_force_backward(b) for b, need in enumerate(self.bottom_need_backward[i])]
+            self.bottom_need_backward[i] = self._propagate_down_rule(layer, allowed)
+            layer.param_propagate_down = [True] * len(layer.blobs)
 
     # -- running -----------------------------------------------------------------------------------------------
     def reshape(self):

@@ -35,6 +35,13 @@ def read_bytes(path):
 SCALAR_KINDS = ("int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "float", "double",
                 "string", "bytes")
 
+#: Inclusive value range of every integer kind (checked by the text reader and the wire writer).
+INT_RANGES = {
+    "int32": (-2 ** 31, 2 ** 31 - 1), "sint32": (-2 ** 31, 2 ** 31 - 1),
+    "int64": (-2 ** 63, 2 ** 63 - 1), "sint64": (-2 ** 63, 2 ** 63 - 1),
+    "uint32": (0, 2 ** 32 - 1), "uint64": (0, 2 ** 64 - 1),
+}
+
 
 class FieldDef:
     """One field of a message type.

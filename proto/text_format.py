@@ -20,7 +20,7 @@ import numpy as np
 
 from crfrnn_np.errors import ParseError, SchemaError
 
-from .message import ENUMS, SCHEMA, Message, read_bytes
+from .message import ENUMS, INT_RANGES, SCHEMA, Message, read_bytes
 
 _TOKEN_RE = re.compile(r"""
     (?P<ws>[ \t\r\n\v\f]+)
@@ -38,11 +38,6 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _SIMPLE_ESCAPES = {"n": b"\n", "t": b"\t", "r": b"\r", "a": b"\a", "b": b"\b", "f": b"\f", "v": b"\v",
                    "?": b"?", "\\": b"\\", "'": b"'", '"': b'"'}
 
-_INT_RANGES = {
-    "int32": (-2 ** 31, 2 ** 31 - 1), "sint32": (-2 ** 31, 2 ** 31 - 1),
-    "int64": (-2 ** 63, 2 ** 63 - 1), "sint64": (-2 ** 63, 2 ** 63 - 1),
-    "uint32": (0, 2 ** 32 - 1), "uint64": (0, 2 ** 64 - 1),
-}
 _TRUE = ("true", "True", "t")
 _FALSE = ("false", "False", "f")
 _CLOSE = {"{": "}", "<": ">"}
@@ -174,20 +169,24 @@ class _Parser:
     def parse_message_field(self, msg, fdef, name_idx):
         colon = self.accept(":")
         if colon and self.is_sym("["):
-            if not fdef.repeated:
-                self.fail("list syntax '[...]' is only allowed for repeated fields; '%s' is not repeated"
-                          % fdef.name, cls=SchemaError)
-            self.i += 1
-            first = True
-            while not self.accept("]"):
-                if not first:
-                    self.expect(",", "between list elements")
-                first = False
-                self.parse_sub_message(msg, fdef, name_idx)
+            self.parse_list(fdef, lambda: self.parse_sub_message(msg, fdef, name_idx))
         else:
             self.parse_sub_message(msg, fdef, name_idx)
         if not msg.where(fdef.name):
             msg.set_where(fdef.name, self.loc(name_idx))
+
+    def parse_list(self, fdef, parse_element):
+        """``[a, b, ...]`` (the opening ``[`` is next): ``parse_element()`` for each element of a repeated field."""
+        if not fdef.repeated:
+            self.fail("list syntax '[...]' is only allowed for repeated fields; '%s' is not repeated" % fdef.name,
+                      cls=SchemaError)
+        self.i += 1
+        first = True
+        while not self.accept("]"):
+            if not first:
+                self.expect(",", "between list elements")
+            first = False
+            parse_element()
 
     def parse_sub_message(self, msg, fdef, name_idx):
         open_idx = self.i
@@ -216,18 +215,8 @@ class _Parser:
         if not self.accept(":"):
             self.fail("expected ':' after field name '%s', found %s" % (fdef.name, self.describe()))
         if self.is_sym("["):
-            if not fdef.repeated:
-                self.fail("list syntax '[...]' is only allowed for repeated fields; '%s' is not repeated"
-                          % fdef.name, cls=SchemaError)
-            self.i += 1
-            values = []
-            first = True
-            while not self.accept("]"):
-                if not first:
-                    self.expect(",", "between list elements")
-                first = False
-                values.append(self.parse_value(fdef))
-            getattr(msg, fdef.name).extend(values)
+            values = getattr(msg, fdef.name)
+            self.parse_list(fdef, lambda: values.append(self.parse_value(fdef)))
         else:
             value = self.parse_value(fdef)
             if fdef.repeated:
@@ -261,7 +250,7 @@ class _Parser:
         self.i += 1
         if neg:
             value = -value
-        lo, hi = _INT_RANGES[fdef.kind]
+        lo, hi = INT_RANGES[fdef.kind]
         if not lo <= value <= hi:
             self.fail("integer %s%s is out of range for %s field '%s'"
                       % ("-" if neg else "", self.texts[idx], fdef.kind, fdef.name), idx=start, cls=SchemaError)

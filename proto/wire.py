@@ -18,7 +18,7 @@ import numpy as np
 
 from crfrnn_np.errors import ParseError, SchemaError
 
-from .message import ENUMS, SCHEMA, Message, read_bytes
+from .message import ENUMS, INT_RANGES, SCHEMA, Message, read_bytes
 from .schema import WIRE_ALIASES
 from .text_format import to_float32
 
@@ -29,11 +29,6 @@ NUMPY_FIELDS = {("BlobProto", "data"), ("BlobProto", "diff"), ("BlobProto", "dou
 _VARINT_KINDS = frozenset(("int32", "int64", "uint32", "uint64", "sint32", "sint64", "bool", "enum"))
 _WIRE_TYPE = {"float": 5, "double": 1, "string": 2, "bytes": 2, "message": 2}
 _MASK64 = (1 << 64) - 1
-_INT_RANGES = {
-    "int32": (-2 ** 31, 2 ** 31 - 1), "sint32": (-2 ** 31, 2 ** 31 - 1),
-    "int64": (-2 ** 63, 2 ** 63 - 1), "sint64": (-2 ** 63, 2 ** 63 - 1),
-    "uint32": (0, 2 ** 32 - 1), "uint64": (0, 2 ** 64 - 1),
-}
 
 
 def _wire_type(kind):
@@ -310,7 +305,7 @@ def _varint_of(fdef, value):
     if kind == "bool":
         return 1 if value else 0
     v = int(value)
-    lo, hi = _INT_RANGES[kind]
+    lo, hi = INT_RANGES[kind]
     if not lo <= v <= hi:
         raise ValueError("%d is out of range for %s" % (v, kind))
     if kind == "sint32":
