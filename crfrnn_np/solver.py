@@ -121,7 +121,9 @@ def _resolve(path, base_dir):
 class Solver:
     """Base class: nets, the iteration loop, testing, learning rate, snapshots.
 
-    Subclasses define :meth:`compute_update_value` and ``n_history`` (history buffers per parameter).
+    Subclasses name their update rule (``rule``, a function of :mod:`crfrnn_np.update_rules`), its
+    hyper-parameters (:meth:`hyper_parameters`) and ``n_history`` (history buffers per parameter); the one
+    update loop (:meth:`apply_update`: clip, normalise, regularise, the rule, ``w -= step``) is this class's.
 
     Attributes
     ----------
@@ -143,7 +145,6 @@ class Solver:
     """
 
     type = None
-    n_history = 1
 
     def __init__(self, param, solver_path=None, dtype="float32", backend="cpu", log=None):
         self.param = param
@@ -448,9 +449,21 @@ class Solver:
             else:
                 b.diff += b.dtype.type(decay) * np.sign(b.data)
 
+    #: The solver's update rule, a function of :mod:`crfrnn_np.update_rules` (``staticmethod``), and the number
+    #: of history buffers it keeps per parameter.
+    rule = None
+    n_history = 1
+
+    def hyper_parameters(self):
+        """The rule's arguments after the local rate (momentum, delta, ...)."""
+        return ()
+
     def compute_update_value(self, i, rate):
-        """Overwrite ``learnable_params[i].diff`` with the step for parameter ``i``."""
-        raise NotImplementedError
+        """Overwrite ``learnable_params[i].diff`` with the step of parameter ``i``: the rule applied to the
+        diff, the parameter's history buffers (updated in place) and its local rate ``rate * lr_mult``."""
+        b = self.net.learnable_params[i]
+        histories = [self._hist(i, k) for k in range(self.n_history)]
+        b.diff[...] = self.rule(b.diff, *histories, self._local_rate(i, rate), *self.hyper_parameters())
 
     def apply_update(self, display=False):
         """Compute and apply the update of iteration ``self.iter`` (``updating`` is True meanwhile)."""
@@ -578,38 +591,42 @@ class Solver:
 class SGDSolver(Solver):
     """Stochastic gradient descent with momentum."""
 
-    def compute_update_value(self, i, rate):
-        b = self.net.learnable_params[i]
-        b.diff[...] = update_rules.sgd(b.diff, self._hist(i), self._local_rate(i, rate), self.param.momentum)
+    rule = staticmethod(update_rules.sgd)
+
+    def hyper_parameters(self):
+        return (self.param.momentum,)
 
 
 @register_solver("Nesterov")
 class NesterovSolver(Solver):
     """Nesterov's accelerated gradient."""
 
-    def compute_update_value(self, i, rate):
-        b = self.net.learnable_params[i]
-        b.diff[...] = update_rules.nesterov(b.diff, self._hist(i), self._local_rate(i, rate),
-                                            self.param.momentum)
+    rule = staticmethod(update_rules.nesterov)
+
+    def hyper_parameters(self):
+        return (self.param.momentum,)
 
 
 @register_solver("AdaGrad")
 class AdaGradSolver(Solver):
     """AdaGrad (momentum must be 0)."""
 
+    rule = staticmethod(update_rules.adagrad)
+
     def _check_param(self):
         super()._check_param()
         if self.param.momentum != 0:
             raise SolverError("%sMomentum cannot be used with AdaGrad." % self._where("momentum"))
 
-    def compute_update_value(self, i, rate):
-        b = self.net.learnable_params[i]
-        b.diff[...] = update_rules.adagrad(b.diff, self._hist(i), self._local_rate(i, rate), self.param.delta)
+    def hyper_parameters(self):
+        return (self.param.delta,)
 
 
 @register_solver("RMSProp")
 class RMSPropSolver(Solver):
     """RMSProp (momentum must be 0; 0 <= rms_decay <= 1)."""
+
+    rule = staticmethod(update_rules.rmsprop)
 
     def _check_param(self):
         super()._check_param()
@@ -619,32 +636,27 @@ class RMSPropSolver(Solver):
             raise SolverError("%srms_decay should lie between 0 and 1 (got %g)"
                               % (self._where("rms_decay"), self.param.rms_decay))
 
-    def compute_update_value(self, i, rate):
-        b = self.net.learnable_params[i]
-        b.diff[...] = update_rules.rmsprop(b.diff, self._hist(i), self._local_rate(i, rate),
-                                           self.param.rms_decay, self.param.delta)
+    def hyper_parameters(self):
+        return (self.param.rms_decay, self.param.delta)
 
 
 @register_solver("AdaDelta")
 class AdaDeltaSolver(Solver):
     """AdaDelta (history: all squared-gradient means, then all squared-update means)."""
 
+    rule = staticmethod(update_rules.adadelta)
     n_history = 2
 
-    def compute_update_value(self, i, rate):
-        b = self.net.learnable_params[i]
-        b.diff[...] = update_rules.adadelta(b.diff, self._hist(i, 0), self._hist(i, 1), self._local_rate(i, rate),
-                                            self.param.momentum, self.param.delta)
+    def hyper_parameters(self):
+        return (self.param.momentum, self.param.delta)
 
 
 @register_solver("Adam")
 class AdamSolver(Solver):
     """Adam (beta1 = momentum, beta2 = momentum2, epsilon = delta; history: all m, then all v)."""
 
+    rule = staticmethod(update_rules.adam)
     n_history = 2
 
-    def compute_update_value(self, i, rate):
-        b = self.net.learnable_params[i]
-        b.diff[...] = update_rules.adam(b.diff, self._hist(i, 0), self._hist(i, 1), self._local_rate(i, rate),
-                                        self.param.momentum, self.param.momentum2, self.param.delta,
-                                        self.iter + 1)
+    def hyper_parameters(self):
+        return (self.param.momentum, self.param.momentum2, self.param.delta, self.iter + 1)
