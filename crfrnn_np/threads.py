@@ -59,7 +59,8 @@ def _forget_pool():
     _state["pool"], _state["workers"] = None, 0
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+if hasattr(os, "register_at_fork"):           # POSIX; elsewhere there is no fork
+    os.register_at_fork(after_in_child=_forget_pool)
 atexit.register(_shutdown)
 
 
@@ -68,7 +69,7 @@ def split(count, pieces):
     return [count * k // pieces for k in range(pieces + 1)]
 
 
-def grain(items, work):
+def items_per_thread(items, work):
     """Fewest of ``items`` work items per thread so that each thread gets at least
     :data:`crfrnn_np.config.PARALLEL_MIN_WORK` elements of ``work`` (the elements all items touch)."""
     from .config import PARALLEL_MIN_WORK

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 
 from crfrnn_np.kernel import cpu_kernel
-from crfrnn_np.threads import grain, parallel_for
+from crfrnn_np.threads import items_per_thread, parallel_for
 
 
 
@@ -179,10 +179,10 @@ def im2col_2d(x, kernel, pad, stride, dilation, out_hw, rows=None, col=None):
     if tuple(stride) == (1, 1) and tuple(dilation) == (1, 1):
         triples = C * kernel[0] * (row1 - row0)
         parallel_for(_im2col_2d_s1, triples, x, kernel[0], kernel[1], pad[0], pad[1], row0, row1, out_hw[1], col,
-                     grain=grain(triples, col.size))
+                     grain=items_per_thread(triples, col.size))
         return col
     parallel_for(_im2col_2d, col.shape[0], x, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1],
-                 dilation[0], dilation[1], row0, row1, out_hw[1], col, grain=grain(col.shape[0], col.size))
+                 dilation[0], dilation[1], row0, row1, out_hw[1], col, grain=items_per_thread(col.shape[0], col.size))
     return col
 
 
@@ -193,7 +193,7 @@ def col2im_2d(col, kernel, pad, stride, dilation, out_hw, x, rows=None):
     """
     row0, row1 = rows if rows is not None else (0, out_hw[0])
     parallel_for(_col2im_2d, x.shape[0], col, kernel[0], kernel[1], pad[0], pad[1], stride[0], stride[1],
-                 dilation[0], dilation[1], row0, row1, out_hw[1], x, grain=grain(x.shape[0], col.size))
+                 dilation[0], dilation[1], row0, row1, out_hw[1], x, grain=items_per_thread(x.shape[0], col.size))
     return x
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..layer import Layer, register_layer
 from ..kernel import cpu_kernel
-from ..threads import grain, parallel_for
+from ..threads import items_per_thread, parallel_for
 
 #: Caffe's initial value of a MAX window (``-FLT_MAX``), also in float64.
 NEG_FLT_MAX = -float(np.finfo(np.float32).max)
@@ -223,7 +223,7 @@ class PoolingLayer(Layer):
         x = self._planes(b.data, b.shape[2:])
         y = self._planes(top[0].data, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        pieces = grain(x.shape[0], x.size)
+        pieces = items_per_thread(x.shape[0], x.size)
         if self.method == "MAX":
             parallel_for(_max_forward, x.shape[0], x, kh, kw, sh, sw, ph, pw, y, self._mask, grain=pieces)
             if len(top) > 1:
@@ -240,7 +240,7 @@ class PoolingLayer(Layer):
         dx = self._planes(b.diff, b.shape[2:])
         dy = self._planes(top[0].diff, self.pooled)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.pad
-        pieces = grain(dx.shape[0], dx.size)
+        pieces = items_per_thread(dx.shape[0], dx.size)
         if self.method == "MAX":
             if len(top) > 1:
                 mask = self._planes(top[1].data, self.pooled).astype(np.int64)
