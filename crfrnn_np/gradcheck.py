@@ -28,6 +28,8 @@ layer. ``check_net`` runs a check layer by layer over a whole :class:`crfrnn_np.
 
 Use float64 layers and blobs for tight thresholds; Caffe's own float32 settings are (1e-2, 1e-3).
 """
+import copy
+
 import numpy as np
 
 from . import random as crfrnn_random
@@ -192,8 +194,9 @@ class GradientChecker:
         """Compare ``⟨∇E, r⟩`` with ``(E(x + h r) − E(x − h r)) / 2h`` along random directions.
 
         The objective is linear in the tops, ``E = Σ g·top`` with a fixed random ``g``, and ``r`` perturbs all
-        checked blobs at once; ``E(x + h r) − E(x − h r)`` is summed from the tops' differences. Returns the largest relative error ``|a − n| / max(|a|, |n|, 1e-12)`` scaled as in
-        the exhaustive mode when below 1 in magnitude (``max(|a|, |n|, 1)``).
+        checked blobs at once; ``E(x + h r) − E(x − h r)`` is summed from the tops' differences. Returns the
+        largest relative error ``|a − n| / max(|a|, |n|, 1e-12)`` scaled as in the exhaustive mode when below 1
+        in magnitude (``max(|a|, |n|, 1)``).
         """
         blobs, names, propagate_down = self._blobs_to_check(layer, bottom, check_bottom)
         gen = np.random.default_rng(self.seed)
@@ -250,13 +253,14 @@ class GradientChecker:
             if any(b is t for b in bottom for t in top):
                 continue  # in-place layers overwrite their input; checked by their own unit tests
             check_bottom = 0 if layer.is_loss else -1
-            notes, saved, step = [], None, self.stepsize
+            notes, saved, checker = [], None, self
             if not layer.differentiable_at_ties:
                 # distinct integers (one random permutation over all bottoms): every gap is at least 1, so with
                 # h = 0.02 no argmax switches inside x ± h r (|r_i − r_j| would have to exceed 50), the layer is
                 # linear there (no truncation error), and the rounding of x ± h r (x up to the element count,
                 # ~1e-16 x / h relative) stays far below the threshold
-                self.stepsize = 0.02
+                checker = copy.copy(self)
+                checker.stepsize = 0.02
                 saved = [b.data.copy() for b in bottom]
                 values = np.random.default_rng(self.seed + 1).permutation(sum(b.count for b in bottom))
                 start = 0
@@ -267,14 +271,13 @@ class GradientChecker:
                              "inputs tie" % layer.type)
             try:
                 if mode == "exhaustive":
-                    err = self.check_gradient_exhaustive(layer, bottom, top, check_bottom)
+                    err = checker.check_gradient_exhaustive(layer, bottom, top, check_bottom)
                 else:
-                    err = self.check_gradient_directional(layer, bottom, top, check_bottom, n_directions)
+                    err = checker.check_gradient_directional(layer, bottom, top, check_bottom, n_directions)
             except GradientCheckError as e:
                 failed.append(str(e))
                 err = float("nan")
             finally:
-                self.stepsize = step
                 if saved is not None:                  # the net's own values back, and the layer's top from them
                     for b, value in zip(bottom, saved):
                         b.data = value

@@ -30,7 +30,8 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 def _load_net_param(model):
-    """``NetParameter`` Message from a path, prototxt text or Message; always upgraded, never shared."""
+    """``NetParameter`` Message from a path, a shipped net's name, prototxt text or a Message; always upgraded,
+    never shared."""
     if isinstance(model, proto.Message):
         return proto.upgrade_net(model.copy())
     if isinstance(model, (str, os.PathLike)):

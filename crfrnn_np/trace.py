@@ -74,13 +74,6 @@ DESCRIPTIONS = {
 }
 
 
-def softmax(logits, axis=0):
-    """Max-subtracted softmax in float64."""
-    x = np.asarray(logits, dtype=np.float64)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
 def free_energy(q, unary, pairwise):
     """F(Q) = Σ Q log Q − Σ Q U + ½ Σ Q Φ[Q] in float64 (0 log 0 = 0).
 

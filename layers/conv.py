@@ -14,7 +14,7 @@ Per image and group ``g`` (``K_g = (C/G)*prod(k)``, ``P = prod(out)``)::
 
 The column buffer is built for bands of output rows so that it stays below
 :data:`crfrnn_np.config.COL_BUFFER_BYTES` (a 64-channel 3x3 convolution of a 698x698 map would need
-280 MB at once). 1x1 kernels with stride 1 and no padding use the image itself as the column buffer.
+1.1 GB at once in float32). 1x1 kernels with stride 1 and no padding use the image itself as the column buffer.
 
 :class:`ConvGeometry` holds these three products for one image; Deconvolution (``deconv.py``) uses the same
 object with the roles swapped (its forward is ``backward_data``, its data gradient is ``forward``).

@@ -64,8 +64,6 @@ PARAM_SUFFIXES = ("spatial_weight", "bilateral_weight", "compatibility")
 #: Per-iteration blob roles, in the order the steps produce them (then ``logits``, L_t).
 ROLES = ("prob", "spatial", "bilateral", "spatial_w", "bilateral_w", "message", "pairwise")
 
-ENGINES = ("DEFAULT", "STEPS", "FUSED")
-
 
 def _diagonal_string(mp, kind):
     """The initial diagonal of W_s (kind "spatial") or W_b ("bilateral") as a string."""
@@ -360,7 +358,7 @@ class MultiStageMeanfieldLayer(Layer):
     no_gradient_bottoms = {2: "the image only fixes the lattice features, which are constants"}
 
     def layer_setup(self, bottom, top):
-        self.step_params = unrolled_layers(self.layer_param)      # also checks the bottoms, top and T
+        unrolled_layers(self.layer_param)        # checks the bottoms, the top and T (whichever engine runs)
         mp = self.layer_param.multi_stage_meanfield_param
         self.num_iterations = int(mp.num_iterations)
         self.engine = resolve_engine(self.layer_param, self.backend)

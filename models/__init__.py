@@ -30,7 +30,7 @@ def resolve(model):
     if os.path.exists(text):
         return text
     name = text[:-len(".prototxt")] if text.endswith(".prototxt") else text
-    if name in NETS and os.sep not in name:
+    if name in NETS:
         return path(NETS[name])
     return None
 
