@@ -22,27 +22,30 @@ Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row
 Block size and the per-thread scratch bound live in :mod:`crfrnn_np.config`. float32 and float64 values work
 (kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
 """
-import math
-
 import numpy as np
 from numba import cuda
 
 from ..backend import check_cuda, cuda_available  # noqa: F401  (cuda_available: the one definition, re-exported)
+from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from ..errors import ShapeError
-from ..config import MAX_DIM, THREADS_PER_BLOCK
+from ..config import MAX_DIM
 from .cpu import build_from_simplices, elevate, enclosing_simplex
 from .reference import scale_factors, slice_factor
 
 __all__ = ["CudaLattice", "cuda_available"]
 
+# Local-array lengths must be compile-time integer constants (the CUDA compiler rejects an expression such
+# as ``_D1 + 1`` as a shape): the elevated point has d+1 coordinates, the barycentric buffer d+2.
 _D1 = MAX_DIM + 1
+_D2 = MAX_DIM + 2
 
 
-def _grid(work):
-    return (max(1, math.ceil(work / THREADS_PER_BLOCK)), THREADS_PER_BLOCK)
+_grid = grid_1d
 
 
-@cuda.jit
+# Launch signatures (see crfrnn_np.cuda_kernel): lattice arithmetic is float32 whatever the values' type f;
+# counts and offsets are the int64 of build_from_simplices, vertex ids int32, Python ints int64.
+@gpu_kernel(lambda f: [(F32[::1], I64, F32[::1], F32, I32[:, ::1], I32[:, ::1], F32[:, ::1])])
 def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
     """Thread i: point i's simplex. features (N*d,) f32; rem0, rank (N, d+1) i32; weights (N, d+1) f32."""
     i = cuda.grid(1)
@@ -53,7 +56,7 @@ def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
     elevated = cuda.local.array(_D1, np.float32)
     r0 = cuda.local.array(_D1, np.int32)
     rk = cuda.local.array(_D1, np.int32)
-    bary = cuda.local.array(_D1 + 1, np.float32)
+    bary = cuda.local.array(_D2, np.float32)
     for j in range(d):
         feat[j] = features[i * d + j]
         sc[j] = scale[j]
@@ -65,7 +68,7 @@ def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
         weights[i, r] = bary[r]
 
 
-@cuda.jit
+@gpu_kernel(lambda f: [(f[:, ::1], I64[::1], I32[::1], F32[::1], f[:, ::1])])
 def _splat_kernel(values, offsets, pixel, weight, buf):
     """Thread v: ``buf[v+1, :] = sum_e weight[e] values[:, pixel[e]]``; threads v < C also zero row 0.
     values (C, N); buf (M+1, C)."""
@@ -85,7 +88,7 @@ def _splat_kernel(values, offsets, pixel, weight, buf):
             buf[v + 1, k] += w * values[k, p]
 
 
-@cuda.jit
+@gpu_kernel(lambda f: [(f[:, ::1], f[:, ::1], I32[:, :, ::1], I64, f)])
 def _blur_kernel(old, new, neighbours, j, half):
     """Thread t = v*C + k: one blur tap along axis j; threads t < C zero row 0 of ``new``."""
     t = cuda.grid(1)
@@ -102,7 +105,7 @@ def _blur_kernel(old, new, neighbours, j, half):
     new[v + 1, k] = old[v + 1, k] + half * (a + b)
 
 
-@cuda.jit
+@gpu_kernel(lambda f: [(f[:, ::1], I32[:, ::1], F32[:, ::1], f, f[:, ::1])])
 def _slice_kernel(buf, vertex, weights, alpha, out):
     """Thread t = k*N + i: ``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]``, r in order."""
     t = cuda.grid(1)
