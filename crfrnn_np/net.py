@@ -146,7 +146,7 @@ class Net:
             raise BackendError("backend must be 'cpu' or 'cuda', got %r" % (backend,))
         if backend == "cuda":
             from .backend import check_cuda
-            check_cuda()
+            check_cuda(_DTYPES[dtype_name])
         self.phase = phase
         self.dtype = np.dtype(_DTYPES[dtype_name])
         self.backend = backend
@@ -253,6 +253,15 @@ class Net:
             return
         unique = {id(b): b for b in self.blobs.values()}
         need = sum(b.count for b in unique.values()) * self.dtype.itemsize
+        if self.backend == "cuda" and unique:
+            from .backend import check_device_memory
+            # data, and a diff for every blob a backward writes; parameters with their diffs
+            diffs = sum(b.count for b in unique.values() if b.name in self.blob_need_backward)
+            params = 2 * sum(b.count for b in self.learnable_params)
+            largest = max(unique.values(), key=lambda b: b.count)
+            check_device_memory((need // self.dtype.itemsize + diffs + params) * self.dtype.itemsize,
+                                "net '%s': blobs and parameters (largest blob '%s' %s)"
+                                % (self.name, largest.name, largest.shape_string()))
         if need > physical:
             largest = max(unique.values(), key=lambda b: b.count)
             raise ShapeError("net '%s' needs %.1f GB for its blobs' data alone, more than the machine's %.1f GB "

@@ -43,6 +43,11 @@ def main(argv=None):
         return 1
     args = parser.parse_args(argv)
     try:
+        if args.backend == "cuda":
+            # before any file is read or any work done: no GPU (nor the simulator), or float64 on a device
+            # without it, is one line and exit status 1
+            from crfrnn_np.backend import check_cuda
+            check_cuda(getattr(args, "dtype", None))
         return int(args._run(args) or 0)
     except (Error, OSError) as e:
         print("crfrnn: error: %s" % e, file=sys.stderr)
