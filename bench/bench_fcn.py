@@ -99,7 +99,7 @@ def run_ours(workdir, size, repeat, seed, threads, keep_blobs=True):
     out, mem, best, times = _measure(forward, full, repeat)
     np.save(os.path.join(workdir, "ours.npy"), out)
     blob_bytes = sum(b.data.nbytes for b in {id(b): b for b in net.blobs.values()}.values()
-                     if b._data is not None)
+                     if b.has_data())
     col_bytes = sum(getattr(getattr(layer, "_geometry", None), "_buffer", None).nbytes
                     for layer in net.layers
                     if getattr(getattr(layer, "_geometry", None), "_buffer", None) is not None)

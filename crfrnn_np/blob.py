@@ -15,10 +15,20 @@ Diff semantics (the three rules every layer obeys; they are tested in ``tests/la
 
 A layer may either write into ``top.data`` in place or assign a new array of the blob's shape to it; the
 setter checks the shape and casts the dtype.
+
+Device-resident blobs (``backend="cuda"``)
+----------------------------------------
+Each of ``data`` and ``diff`` is a :class:`~crfrnn_np.synced_memory.SyncedMemory`: a host copy and a device
+copy, synchronised lazily with Caffe's rule. Device layers read ``gpu_data()`` / ``gpu_diff()`` and write
+``mutable_gpu_data()`` / ``mutable_gpu_diff()``. On the host, ``cpu_data()`` / ``cpu_diff()`` read (a copy
+comes back only when the device's is newer); the ``data`` / ``diff`` properties and their setters are for
+writing too (Caffe's ``mutable_cpu_data``): they mark the host copy as the newer one, so the next device read
+copies it across. A blob on the CPU backend never touches the device and behaves exactly as before.
 """
 import numpy as np
 
 from .errors import ShapeError
+from .synced_memory import SyncedMemory
 
 #: Largest number of elements a single blob may hold (Caffe: INT_MAX). Checked before allocating so that an
 #: absurd shape fails with a message instead of a MemoryError or a machine that swaps.
@@ -71,8 +81,11 @@ class Blob:
         self.name = name
         self.dtype = np.dtype(dtype)
         self._shape = check_shape(shape, self._where())
-        self._data = None
-        self._diff = None
+        self._new_memory()
+
+    def _new_memory(self):
+        self._data = SyncedMemory(self._shape, self.dtype)
+        self._diff = SyncedMemory(self._shape, self.dtype)
 
     def _where(self):
         return "blob '%s': " % self.name if self.name else ""
@@ -113,8 +126,7 @@ class Blob:
         shape = check_shape(shape, self._where())
         if shape != self._shape:
             self._shape = shape
-            self._data = None
-            self._diff = None
+            self._new_memory()
 
     def reshape_like(self, other):
         self.reshape(other.shape)
@@ -134,42 +146,73 @@ class Blob:
 
     @property
     def data(self):
-        if self._data is None:
-            self._data = np.zeros(self._shape, dtype=self.dtype)
-        return self._data
+        """The host array of the data, for reading and writing (marks the host copy newer)."""
+        return self._data.mutable_cpu()
 
     @data.setter
     def data(self, value):
-        self._data = self._coerce(value, "data")
+        self._data.set_cpu(self._coerce(value, "data"))
 
     @property
     def diff(self):
-        if self._diff is None:
-            self._diff = np.zeros(self._shape, dtype=self.dtype)
-        return self._diff
+        """The host array of the diff, for reading and writing (marks the host copy newer)."""
+        return self._diff.mutable_cpu()
 
     @diff.setter
     def diff(self, value):
-        self._diff = self._coerce(value, "diff")
+        self._diff.set_cpu(self._coerce(value, "diff"))
+
+    def cpu_data(self):
+        """The host data for reading only (copied back only when the device copy is newer)."""
+        return self._data.cpu()
+
+    def cpu_diff(self):
+        return self._diff.cpu()
+
+    def gpu_data(self):
+        """The device data for reading (copied across only when the host copy is newer)."""
+        return self._data.gpu()
+
+    def gpu_diff(self):
+        return self._diff.gpu()
+
+    def mutable_gpu_data(self):
+        """The device data for writing: the device copy becomes the newer one."""
+        return self._data.mutable_gpu()
+
+    def mutable_gpu_diff(self):
+        return self._diff.mutable_gpu()
+
+    def has_data(self):
+        """True when the data array exists (host or device)."""
+        return self._data.allocated()
 
     def has_diff(self):
         """True when the diff array has been allocated (something wrote or read it)."""
-        return self._diff is not None
+        return self._diff.allocated()
 
     def release(self):
-        """Drop both arrays (they are reallocated as zeros on next access); used to bound memory."""
-        self._data = None
-        self._diff = None
+        """Drop both arrays, host and device (they are reallocated as zeros on next access); bounds memory."""
+        self._new_memory()
 
     def share_data(self, other):
-        """Make this blob's data the very array of ``other`` (same shape required)."""
-        self._data = other.data
+        """Make this blob's data the very memory of ``other`` (same shape required), host and device."""
+        self._data = self._shared(other, "data")
 
     def share_diff(self, other):
-        self._diff = other.diff
+        self._diff = self._shared(other, "diff")
+
+    def _shared(self, other, what):
+        if getattr(type(other), what) is getattr(Blob, what):
+            return getattr(other, "_" + what)
+        # a blob whose arrays are views of another's (the net's reshaped shared parameters): its host array
+        memory = SyncedMemory(self._shape, self.dtype)
+        memory.set_cpu(getattr(other, what))
+        return memory
 
     def asum_data(self):
-        return float(np.abs(self.data).sum())
+        return float(np.abs(self.cpu_data()).sum())
 
     def __repr__(self):
         return "Blob(%r, shape=%s, dtype=%s)" % (self.name, self.shape_string(), self.dtype.name)
+

@@ -148,7 +148,7 @@ class Layer:
         loss = 0.0
         for t, w in zip(top, self.loss_weights):
             if w:
-                loss += float(w) * float(np.sum(t.data, dtype=np.float64))
+                loss += float(w) * float(np.sum(t.cpu_data(), dtype=np.float64))
         return loss
 
     def backward(self, top, propagate_down, bottom):

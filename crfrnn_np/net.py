@@ -413,7 +413,7 @@ class Net:
         i1 = self.layer_names.index(end) if end else len(self.layers) - 1
         self.forward_from_to(i0, i1)
         names = self.outputs if end is None else self.top_names[i1]
-        return {name: self.blobs[name].data for name in names}
+        return {name: self.blobs[name].cpu_data() for name in names}
 
     def forward_from_to(self, start, end):
         """Run layers ``start..end`` (inclusive indices); return the summed loss."""
@@ -454,7 +454,7 @@ class Net:
         i0 = self.layer_names.index(start) if start else len(self.layers) - 1
         i1 = self.layer_names.index(end) if end else 0
         self.backward_from_to(i0, i1)
-        return {name: self.blobs[name].diff for name in self.inputs}
+        return {name: self.blobs[name].cpu_diff() for name in self.inputs}
 
     def backward_from_to(self, start, end):
         for i in range(start, end - 1, -1):

@@ -38,3 +38,15 @@ class ReLULayer(NeuronLayer):
         x = bottom[0].data
         factor = np.where(x > 0, self.dtype.type(1), self.dtype.type(self.negative_slope))
         np.multiply(top[0].diff, factor, out=bottom[0].diff)
+
+    def forward_gpu(self, bottom, top):
+        from .neuron_cuda import launch, relu_forward_kernel
+        launch(relu_forward_kernel, bottom[0].gpu_data(), self.dtype.type(self.negative_slope),
+               top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from .neuron_cuda import launch, relu_backward_kernel
+        launch(relu_backward_kernel, bottom[0].gpu_data(), top[0].gpu_diff(), self.dtype.type(self.negative_slope),
+               bottom[0].mutable_gpu_diff())

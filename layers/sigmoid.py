@@ -29,3 +29,14 @@ class SigmoidLayer(NeuronLayer):
             return
         y = top[0].data
         bottom[0].diff[...] = top[0].diff * y * (1 - y)
+
+    def forward_gpu(self, bottom, top):
+        from .neuron_cuda import launch, sigmoid_forward_kernel
+        launch(sigmoid_forward_kernel, bottom[0].gpu_data(), self.dtype.type(0.5), top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from .neuron_cuda import launch, sigmoid_backward_kernel
+        launch(sigmoid_backward_kernel, top[0].gpu_data(), top[0].gpu_diff(), self.dtype.type(1),
+               bottom[0].mutable_gpu_diff())

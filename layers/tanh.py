@@ -25,3 +25,14 @@ class TanHLayer(NeuronLayer):
             return
         y = top[0].data
         bottom[0].diff[...] = top[0].diff * (1 - y * y)
+
+    def forward_gpu(self, bottom, top):
+        from .neuron_cuda import launch, tanh_forward_kernel
+        launch(tanh_forward_kernel, bottom[0].gpu_data(), top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from .neuron_cuda import launch, tanh_backward_kernel
+        launch(tanh_backward_kernel, top[0].gpu_data(), top[0].gpu_diff(), self.dtype.type(1),
+               bottom[0].mutable_gpu_diff())

@@ -220,8 +220,8 @@ def test_keep_blobs_false_frees_intermediates_and_gives_the_same_outputs():
     expected = full.forward(data=x)["ip"].copy()
     got = lean.forward(data=x)["ip"]
     np.testing.assert_array_equal(got, expected)
-    assert lean.blobs["conv"]._data is None          # the conv/relu activation was released
-    assert full.blobs["conv"]._data is not None
+    assert not lean.blobs["conv"].has_data()         # the conv/relu activation was released
+    assert full.blobs["conv"].has_data()
     np.testing.assert_array_equal(lean.forward(data=x)["ip"], expected)   # and re-created on the next pass
     with pytest.raises(cn.NetError, match="keep_blobs"):
         lean.backward()

@@ -1,0 +1,109 @@
+"""Under the numba.cuda simulator: a small net whose every layer runs on the device, against the same net on
+the CPU, and the host <-> device transfers of one forward and one backward (run by test_blob.py in a
+subprocess with NUMBA_ENABLE_CUDASIM=1, set before numba is imported)."""
+import contextlib
+import os
+import sys
+
+import numpy as np
+
+NET = """name: "small" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "tanh" type: "TanH" bottom: "x" top: "t" }
+layer { name: "relu" type: "ReLU" bottom: "t" top: "t" relu_param { negative_slope: 0.1 } }
+layer { name: "sig" type: "Sigmoid" bottom: "t" top: "s" }
+layer { name: "relu2" type: "ReLU" bottom: "s" top: "y" }"""
+
+
+@contextlib.contextmanager
+def counting_transfers():
+    """Count every host -> device and device -> host copy of the simulator's arrays: ``{"to_device": n,
+    "to_host": n}``."""
+    from numba import cuda
+    from numba.cuda.simulator.cudadrv import devicearray
+    counts = {"to_device": 0, "to_host": 0}
+    fake = devicearray.FakeCUDAArray
+    saved = fake.copy_to_host, fake.copy_to_device, cuda.to_device
+
+    def to_host(self, *args, **kwargs):
+        counts["to_host"] += 1
+        return saved[0](self, *args, **kwargs)
+
+    def to_device_method(self, *args, **kwargs):
+        counts["to_device"] += 1
+        return saved[1](self, *args, **kwargs)
+
+    def to_device(*args, **kwargs):
+        counts["to_device"] += 1
+        return saved[2](*args, **kwargs)
+
+    fake.copy_to_host, fake.copy_to_device, cuda.to_device = to_host, to_device_method, to_device
+    try:
+        yield counts
+    finally:
+        fake.copy_to_host, fake.copy_to_device, cuda.to_device = saved
+
+
+def run_small_net(dtype, text=NET):
+    """Forward and backward of ``text`` on cuda and cpu; asserts they agree; returns the transfer counts of
+    the cuda forward and backward."""
+    from crfrnn_np import Net, proto
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    g = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    results = {}
+    for backend in ("cpu", "cuda"):
+        net = Net(proto.parse(text), dtype=dtype, backend=backend)
+        net.forward(x=x)                                     # first pass allocates the buffers
+        if backend == "cuda":
+            with counting_transfers() as forward_counts:
+                out = net.forward(x=x)["y"].copy()
+            with counting_transfers() as backward_counts:
+                dx = net.backward(y=g)["x"].copy()
+        else:
+            out = net.forward(x=x)["y"].copy()
+            dx = net.backward(y=g)["x"].copy()
+        results[backend] = out, dx
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    return forward_counts, backward_counts
+
+
+def synced_memory_rules():
+    """Caffe's SyncedMemory rule on one blob: reads copy only when the other side is newer, host writes mark
+    the host newer, buffers are made once per shape."""
+    from crfrnn_np.blob import Blob
+    blob = Blob((2, 5), np.float32, "b")
+    with counting_transfers() as counts:
+        dev = blob.mutable_gpu_data()                       # zeros made on the device: nothing crosses
+        assert counts == {"to_device": 0, "to_host": 0}, counts
+        np.testing.assert_array_equal(blob.cpu_data(), 0)  # device newer: one copy back
+        blob.cpu_data()
+        blob.gpu_data()                                     # synced: nothing crosses
+        assert counts == {"to_device": 0, "to_host": 1}, counts
+        blob.data[0, 0] = 7                                 # a host write: host newer
+        assert blob.gpu_data() is dev                       # the same buffer, updated once
+        assert counts == {"to_device": 1, "to_host": 1}, counts
+        assert dev.copy_to_host()[0, 0] == 7
+        blob.reshape((2, 5))                                # same shape: buffers kept
+        assert blob.gpu_data() is dev
+        blob.reshape((3, 5))                                # new shape: new buffers
+        assert blob.gpu_data() is not dev and blob.gpu_data().shape == (3, 5)
+
+
+def main():
+    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    for dtype in ("float32", "float64"):
+        fwd, bwd = run_small_net(dtype)
+        print("%s transfers: forward %s, backward %s" % (dtype, fwd, bwd))
+        # one input in, one output back; backward: the output diff in, the input diff back
+        assert fwd == {"to_device": 1, "to_host": 1}, fwd
+        assert bwd == {"to_device": 1, "to_host": 1}, bwd
+    synced_memory_rules()
+    print("cudasim net OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
