@@ -8,7 +8,7 @@ from numba import cuda
 
 from .cuda_kernel import gpu_kernel, grid_1d
 
-__all__ = ["empty", "fill", "flat", "copy"]
+__all__ = ["empty", "fill", "flat", "copy", "scale", "axpby"]
 
 
 @gpu_kernel(lambda f: [(f[::1], f)])
@@ -25,6 +25,22 @@ def _copy_kernel(src, out):
     i = cuda.grid(1)
     if i < out.shape[0]:
         out[i] = src[i]
+
+
+@gpu_kernel(lambda f: [(f, f[::1], f[::1])])
+def _scale_kernel(alpha, x, out):
+    """Thread i: ``out[i] = alpha x[i]``."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = alpha * x[i]
+
+
+@gpu_kernel(lambda f: [(f, f[::1], f, f[::1], f[::1])])
+def _axpby_kernel(alpha, x, beta, y, out):
+    """Thread i: ``out[i] = alpha x[i] + beta y[i]`` (``out`` may be ``x`` or ``y``)."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = alpha * x[i] + beta * y[i]
 
 
 def empty(shape, dtype):
@@ -48,3 +64,17 @@ def copy(src, out):
     """``out[...] = src`` on the device (same size and dtype)."""
     if out.size:
         _copy_kernel[grid_1d(out.size)](flat(src), flat(out))
+
+
+def scale(alpha, x, out):
+    """``out = alpha x`` on the device (``out`` may be ``x``)."""
+    if out.size:
+        _scale_kernel[grid_1d(out.size)](out.dtype.type(alpha), flat(x), flat(out))
+
+
+def axpby(alpha, x, beta, y, out):
+    """``out = alpha x + beta y`` on the device, rounded as NumPy's ``x * alpha + y * beta`` (``out`` may be
+    ``x`` or ``y``)."""
+    if out.size:
+        t = out.dtype.type
+        _axpby_kernel[grid_1d(out.size)](t(alpha), flat(x), t(beta), flat(y), flat(out))

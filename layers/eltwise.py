@@ -100,3 +100,20 @@ class EltwiseLayer(Layer):
         for b, g in zip(bottom, grads):
             if g is not None:
                 b.diff[...] = g
+
+    def forward_gpu(self, bottom, top):
+        if self.operation != "SUM":                 # PROD and MAX run on the host for now
+            return self.forward_cpu(bottom, top)
+        from crfrnn_np import cuda_ops
+        out = top[0].mutable_gpu_data()
+        cuda_ops.scale(self.coeff[0], bottom[0].gpu_data(), out)
+        for b, c in zip(bottom[1:], self.coeff[1:]):
+            cuda_ops.axpby(1, out, c, b.gpu_data(), out)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if self.operation != "SUM":
+            return self.backward_cpu(top, propagate_down, bottom)
+        from crfrnn_np import cuda_ops
+        for b, down, c in zip(bottom, propagate_down, self.coeff):
+            if down:
+                cuda_ops.scale(c, top[0].gpu_diff(), b.mutable_gpu_diff())

@@ -39,3 +39,20 @@ class SplitLayer(Layer):
         np.add(top[0].diff, top[1].diff, out=out)
         for t in top[2:]:
             out += t.diff
+
+    def forward_gpu(self, bottom, top):
+        # Caffe's Split shares the bottom's memory with every top: nothing is copied, host or device
+        for t in top:
+            t.share_data(bottom[0])
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from crfrnn_np import cuda_ops
+        out = bottom[0].mutable_gpu_diff()
+        if len(top) == 1:
+            cuda_ops.copy(top[0].gpu_diff(), out)
+            return
+        cuda_ops.axpby(1, top[0].gpu_diff(), 1, top[1].gpu_diff(), out)
+        for t in top[2:]:
+            cuda_ops.axpby(1, out, 1, t.gpu_diff(), out)

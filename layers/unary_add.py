@@ -33,3 +33,14 @@ class UnaryAddLayer(Layer):
             bottom[0].diff[...] = top[0].diff
         if propagate_down[1]:
             np.negative(top[0].diff, out=bottom[1].diff)
+
+    def forward_gpu(self, bottom, top):
+        from crfrnn_np import cuda_ops
+        cuda_ops.axpby(1, bottom[0].gpu_data(), -1, bottom[1].gpu_data(), top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from crfrnn_np import cuda_ops
+        if propagate_down[0]:
+            cuda_ops.copy(top[0].gpu_diff(), bottom[0].mutable_gpu_diff())
+        if propagate_down[1]:
+            cuda_ops.scale(-1, top[0].gpu_diff(), bottom[1].mutable_gpu_diff())

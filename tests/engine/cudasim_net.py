@@ -12,7 +12,12 @@ layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 di
 layer { name: "tanh" type: "TanH" bottom: "x" top: "t" }
 layer { name: "relu" type: "ReLU" bottom: "t" top: "t" relu_param { negative_slope: 0.1 } }
 layer { name: "sig" type: "Sigmoid" bottom: "t" top: "s" }
-layer { name: "relu2" type: "ReLU" bottom: "s" top: "y" }"""
+layer { name: "sum" type: "Eltwise" bottom: "t" bottom: "s" top: "e"
+        eltwise_param { operation: SUM coeff: 2 coeff: -0.5 } }
+layer { name: "unary" type: "UnaryAdd" bottom: "e" bottom: "s" top: "u" }
+layer { name: "relu2" type: "ReLU" bottom: "u" top: "y" }"""
+#: Layer types of NET (the automatic Splits of t and s included): each runs on the device.
+DEVICE_TYPES = ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd")
 
 
 @contextlib.contextmanager
@@ -54,6 +59,8 @@ def run_small_net(dtype, text=NET):
     results = {}
     for backend in ("cpu", "cuda"):
         net = Net(proto.parse(text), dtype=dtype, backend=backend)
+        if text is NET:
+            assert sorted({layer.type for layer in net.layers} - {"Input"}) == sorted(DEVICE_TYPES)
         net.forward(x=x)                                     # first pass allocates the buffers
         if backend == "cuda":
             with counting_transfers() as forward_counts:
