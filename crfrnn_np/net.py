@@ -468,6 +468,15 @@ class Net:
         return loss
 
     def clear_param_diffs(self):
+        """Zero every learnable parameter's diff (on the device for the ``cuda`` backend: no copy)."""
+        if self.backend == "cuda":
+            from . import cuda_ops
+            for blob in self.learnable_params:
+                if type(blob) is Blob:
+                    cuda_ops.fill(blob.mutable_gpu_diff(), 0)
+                else:
+                    blob.diff[...] = 0
+            return
         for blob in self.learnable_params:
             blob.diff[...] = 0
 

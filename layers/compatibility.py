@@ -133,3 +133,19 @@ class CompatibilityLayer(Layer):
             accumulate_weight_diff(top[0].diff, bottom[0].data, self.blobs[0].diff[0, 0])
         if propagate_down[0]:
             apply_compatibility(self.blobs[0].data[0, 0].T, top[0].diff, bottom[0].diff)
+
+
+    def forward_gpu(self, bottom, top):
+        from .crf_cuda import compatibility
+        w = self.blobs[0].gpu_data()
+        compatibility(w.reshape(w.shape[2], w.shape[3]), bottom[0].gpu_data(), top[0].mutable_gpu_data(), False)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from .crf_cuda import compatibility, compatibility_weight_diff
+        w = self.blobs[0].gpu_data()
+        w = w.reshape(w.shape[2], w.shape[3])
+        if self.param_propagate_down[0]:
+            dw = self.blobs[0].mutable_gpu_diff()
+            compatibility_weight_diff(top[0].gpu_diff(), bottom[0].gpu_data(), dw.reshape(w.shape))
+        if propagate_down[0]:
+            compatibility(w, top[0].gpu_diff(), bottom[0].mutable_gpu_diff(), True)

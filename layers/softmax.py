@@ -131,3 +131,19 @@ class SoftmaxLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[0]:
             softmax_backward(top[0].data, top[0].diff, self.axis, out=bottom[0].diff)
+
+    def _view(self, blob):
+        shape = blob.shape
+        outer = int(np.prod(shape[:self.axis], dtype=np.int64))
+        inner = int(np.prod(shape[self.axis + 1:], dtype=np.int64))
+        return outer, int(shape[self.axis]), inner
+
+    def forward_gpu(self, bottom, top):
+        from .crf_cuda import softmax as device_softmax
+        device_softmax(bottom[0].gpu_data(), top[0].mutable_gpu_data(), *self._view(bottom[0]))
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            from .crf_cuda import softmax_backward as device_softmax_backward
+            device_softmax_backward(top[0].gpu_data(), top[0].gpu_diff(), bottom[0].mutable_gpu_diff(),
+                                    *self._view(top[0]))

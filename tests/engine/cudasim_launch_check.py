@@ -22,9 +22,10 @@ def main():
             lat.filter(x, reverse=True)
         if len(sys.argv) > 1 and sys.argv[1] == "--net":
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-            from cudasim_net import run_small_net
-            run_small_net("float32")
-            run_small_net("float64")
+            from cudasim_net import NET, STEP_NET, run_small_net
+            for text in (NET, STEP_NET):
+                run_small_net("float32", text)
+                run_small_net("float64", text)
     undeclared = sorted("%s%s" % (name, tuple(str(t) for t in sig)) for name, sig in launches
                         if sig not in KERNELS[name].signatures())
     assert not undeclared, "launches with undeclared signatures:\n" + "\n".join(undeclared)

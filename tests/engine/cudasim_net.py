@@ -16,8 +16,16 @@ layer { name: "sum" type: "Eltwise" bottom: "t" bottom: "s" top: "e"
         eltwise_param { operation: SUM coeff: 2 coeff: -0.5 } }
 layer { name: "unary" type: "UnaryAdd" bottom: "e" bottom: "s" top: "u" }
 layer { name: "relu2" type: "ReLU" bottom: "u" top: "y" }"""
-#: Layer types of NET (the automatic Splits of t and s included): each runs on the device.
-DEVICE_TYPES = ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd")
+#: A mean-field step without the filters: Q = Softmax(x), L = x - W Q.
+STEP_NET = """name: "step" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "q" type: "Softmax" bottom: "x" top: "q" }
+layer { name: "w" type: "Compatibility" bottom: "q" top: "m"
+        compatibility_param { weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "l" type: "UnaryAdd" bottom: "x" bottom: "m" top: "y" }"""
+#: Layer types of each net (the automatic Splits included): every one runs on the device.
+DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
+                "step": ("Softmax", "Compatibility", "Split", "UnaryAdd")}
 
 
 @contextlib.contextmanager
@@ -50,18 +58,26 @@ def counting_transfers():
 
 
 def run_small_net(dtype, text=NET):
-    """Forward and backward of ``text`` on cuda and cpu; asserts they agree; returns the transfer counts of
-    the cuda forward and backward."""
+    """Forward and backward of ``text`` on cuda and cpu (the same parameters); asserts that outputs, input
+    diffs and parameter diffs agree; returns the transfer counts of the second cuda forward and backward."""
     from crfrnn_np import Net, proto
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
     g = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
     results = {}
+    params = None
     for backend in ("cpu", "cuda"):
         net = Net(proto.parse(text), dtype=dtype, backend=backend)
-        if text is NET:
-            assert sorted({layer.type for layer in net.layers} - {"Input"}) == sorted(DEVICE_TYPES)
+        types = sorted({layer.type for layer in net.layers} - {"Input"})
+        assert types == sorted(DEVICE_TYPES[net.name]), types
+        if params is None:
+            params = {name: [b.data.copy() for b in blobs] for name, blobs in net.params.items()}
+        for name, blobs in net.params.items():
+            for blob, value in zip(blobs, params[name]):
+                blob.data[...] = value
         net.forward(x=x)                                     # first pass allocates the buffers
+        net.backward(y=g)
+        net.clear_param_diffs()                              # on the device for cuda: nothing crosses
         if backend == "cuda":
             with counting_transfers() as forward_counts:
                 out = net.forward(x=x)["y"].copy()
@@ -70,7 +86,7 @@ def run_small_net(dtype, text=NET):
         else:
             out = net.forward(x=x)["y"].copy()
             dx = net.backward(y=g)["x"].copy()
-        results[backend] = out, dx
+        results[backend] = [out, dx] + [b.diff.copy() for blobs in net.params.values() for b in blobs]
     tol = 1e-5 if dtype == "float32" else 1e-12
     for a, b in zip(results["cuda"], results["cpu"]):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
@@ -101,12 +117,14 @@ def synced_memory_rules():
 
 def main():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
-    for dtype in ("float32", "float64"):
-        fwd, bwd = run_small_net(dtype)
-        print("%s transfers: forward %s, backward %s" % (dtype, fwd, bwd))
-        # one input in, one output back; backward: the output diff in, the input diff back
-        assert fwd == {"to_device": 1, "to_host": 1}, fwd
-        assert bwd == {"to_device": 1, "to_host": 1}, bwd
+    for text in (NET, STEP_NET):
+        for dtype in ("float32", "float64"):
+            fwd, bwd = run_small_net(dtype, text)
+            print("%s %s transfers: forward %s, backward %s" % (text.split('"')[1], dtype, fwd, bwd))
+            # one input in, one output back; backward: the output diff in, the input diff back (parameter
+            # diffs stay on the device until the host reads them)
+            assert fwd == {"to_device": 1, "to_host": 1}, fwd
+            assert bwd == {"to_device": 1, "to_host": 1}, bwd
     synced_memory_rules()
     print("cudasim net OK")
     return 0

@@ -21,8 +21,9 @@ def test_device_net_and_transfers_under_simulator():
     proc = subprocess.run([sys.executable, str(HERE / "cudasim_net.py")], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "float32 transfers: forward {'to_device': 1, 'to_host': 1}" in proc.stdout
-    assert "float64 transfers: forward {'to_device': 1, 'to_host': 1}" in proc.stdout
+    for net in ("small", "step"):
+        for dtype in ("float32", "float64"):
+            assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in proc.stdout
     assert "cudasim net OK" in proc.stdout
 
 
