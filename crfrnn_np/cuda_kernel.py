@@ -25,7 +25,7 @@ from numba import cuda, types
 
 from .config import THREADS_PER_BLOCK
 
-__all__ = ["gpu_kernel", "KERNELS", "recording", "arg_type", "grid_1d", "F32", "F64", "I32", "I64",
+__all__ = ["gpu_kernel", "KERNELS", "recording", "undeclared", "arg_type", "grid_1d", "F32", "F64", "I32", "I64",
            "FLOAT_TYPES"]
 
 #: numba types for the signature lambdas.
@@ -123,6 +123,12 @@ def recording():
         yield _launches
     finally:
         _launches = outer
+
+
+def undeclared(launches):
+    """The launches of a :func:`recording` whose argument types no declared signature has, as readable lines."""
+    return sorted("%s%s" % (name, tuple(str(t) for t in sig)) for name, sig in launches
+                  if sig not in KERNELS[name].signatures())
 
 
 def grid_1d(work):

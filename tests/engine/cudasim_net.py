@@ -117,6 +117,19 @@ def synced_memory_rules():
 
 def main():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.cuda_kernel import recording, undeclared
+    with recording() as launches:
+        check_nets()
+    bad = undeclared(launches)
+    assert not bad, "launches with undeclared signatures (what runs must be what the PTX test compiles):\n" \
+        + "\n".join(bad)
+    print("launched:", " ".join(sorted(name.rsplit(".", 1)[-1] for name in {n for n, _ in launches})))
+    synced_memory_rules()
+    print("cudasim net OK")
+    return 0
+
+
+def check_nets():
     for text in (NET, STEP_NET):
         for dtype in ("float32", "float64"):
             fwd, bwd = run_small_net(dtype, text)
@@ -125,9 +138,6 @@ def main():
             # diffs stay on the device until the host reads them)
             assert fwd == {"to_device": 1, "to_host": 1}, fwd
             assert bwd == {"to_device": 1, "to_host": 1}, bwd
-    synced_memory_rules()
-    print("cudasim net OK")
-    return 0
 
 
 if __name__ == "__main__":

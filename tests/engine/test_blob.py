@@ -1,7 +1,7 @@
 """Device-resident blobs (crfrnn_np/blob.py, crfrnn_np/synced_memory.py) under the numba.cuda simulator, in a
 subprocess with NUMBA_ENABLE_CUDASIM=1: a net of device layers equals its CPU twin in float32 and float64,
 forward and backward; one forward moves one input in and one output back, one backward one diff each way;
-the SyncedMemory rule on a single blob. The CPU side of Blob is tested by every layer's tests."""
+every kernel launch has a declared (PTX-compiled) signature; the SyncedMemory rule on a single blob. The CPU side of Blob is tested by every layer's tests."""
 import os
 import pathlib
 import subprocess
@@ -25,6 +25,10 @@ def test_device_net_and_transfers_under_simulator():
         for dtype in ("float32", "float64"):
             assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in proc.stdout
     assert "cudasim net OK" in proc.stdout
+    for kernel in ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "tanh_backward_kernel",
+                   "softmax_forward_kernel", "softmax_backward_kernel", "compatibility_kernel",
+                   "compatibility_weight_diff_kernel", "_axpby_kernel", "_scale_kernel"):
+        assert kernel in proc.stdout
 
 
 def test_host_blob_never_touches_the_device():
