@@ -28,7 +28,7 @@ copies it across. A blob on the CPU backend never touches the device and behaves
 import numpy as np
 
 from .errors import ShapeError
-from .synced_memory import SyncedMemory
+from .synced_memory import ReshapedMemory, SyncedMemory
 
 #: Largest number of elements a single blob may hold (Caffe: INT_MAX). Checked before allocating so that an
 #: absurd shape fails with a message instead of a MemoryError or a machine that swaps.
@@ -196,7 +196,8 @@ class Blob:
         self._new_memory()
 
     def share_data(self, other):
-        """Make this blob's data the very memory of ``other`` (same shape required), host and device."""
+        """Make this blob's data the very memory of ``other``, host and device (same shape, or another shape of
+        the same count: then this blob sees that memory with its own shape)."""
         self._data = self._shared(other, "data")
 
     def share_diff(self, other):
@@ -204,7 +205,13 @@ class Blob:
 
     def _shared(self, other, what):
         if getattr(type(other), what) is getattr(Blob, what):
-            return getattr(other, "_" + what)
+            memory = getattr(other, "_" + what)
+            if other.shape == self._shape:
+                return memory
+            if other.count != self.count:
+                raise ShapeError("%scannot share the %s of blob '%s' (%s) with shape %s" % (
+                    self._where(), what, other.name, other.shape_string(), self.shape_string()))
+            return ReshapedMemory(memory, self._shape)
         # a blob whose arrays are views of another's (the net's reshaped shared parameters): its host array
         memory = SyncedMemory(self._shape, self.dtype)
         memory.set_cpu(getattr(other, what))

@@ -89,3 +89,47 @@ class SyncedMemory:
 
     def allocated(self):
         return self.host is not None or self.device is not None
+
+
+class ReshapedMemory:
+    """Another :class:`SyncedMemory` seen with a different shape of the same element count (Caffe's
+    ``ShareData`` between blobs of one count: the Reshape and Flatten tops on the device). Every read and
+    write goes to the base memory; the arrays handed out are reshaped views of its arrays (no copy).
+
+    Parameters
+    ----------
+    base : SyncedMemory
+    shape : tuple of int
+    """
+
+    __slots__ = ("base", "shape", "dtype")
+
+    def __init__(self, base, shape):
+        self.base = base
+        self.shape = shape
+        self.dtype = base.dtype
+
+    @property
+    def head(self):
+        return self.base.head
+
+    def cpu(self):
+        return self.base.cpu().reshape(self.shape)
+
+    def mutable_cpu(self):
+        return self.base.mutable_cpu().reshape(self.shape)
+
+    def set_cpu(self, array):
+        self.base.set_cpu(array.reshape(self.base.shape))
+
+    def gpu(self):
+        return self.base.gpu().reshape(self.shape)
+
+    def mutable_gpu(self):
+        return self.base.mutable_gpu().reshape(self.shape)
+
+    def set_gpu(self, array):
+        self.base.set_gpu(array.reshape(self.base.shape))
+
+    def allocated(self):
+        return self.base.allocated()

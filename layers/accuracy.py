@@ -75,3 +75,17 @@ class AccuracyLayer(Layer):
 
     def allow_force_backward(self, bottom_index):
         return False
+
+    def forward_gpu(self, bottom, top):
+        # loss_cuda.py; a label out of range gives NaN on the device (checking would cost a transfer)
+        from crfrnn_np import cuda_ops
+        from .crf_cuda import planes
+        from .loss_cuda import accuracy
+        n = self.outer * self.inner
+        if getattr(self, "_device_status", None) is None or self._device_status.size != max(n, 1):
+            self._device_status = cuda_ops.empty(max(n, 1), np.int32)
+            self._device_per_class = cuda_ops.empty(self.channels, self.dtype)
+        per_class = cuda_ops.flat(top[1].mutable_gpu_data()) if len(top) > 1 else self._device_per_class
+        accuracy(planes(bottom[0].gpu_data(), self.outer, self.channels, self.inner),
+                 cuda_ops.flat(bottom[1].gpu_data()), self.ignore_label, self.top_k, self._device_status[:n],
+                 cuda_ops.flat(top[0].mutable_gpu_data()), per_class)

@@ -67,3 +67,29 @@ class ConcatLayer(Layer):
                 index[self.axis] = slice(offset, offset + size)
                 np.copyto(b.diff, dy[tuple(index)])
             offset += size
+
+    def _device_pairs(self, top_array, bottom, arrays):
+        """``(top view, bottom view)`` 4-D device pairs: bottom i is the slice ``[:, :, off_i:off_i + C_i, :]``
+        of the top seen as ``(1, outer, C, inner)``."""
+        shape = top_array.shape
+        outer = int(np.prod(shape[:self.axis], dtype=np.int64))
+        inner = int(np.prod(shape[self.axis + 1:], dtype=np.int64))
+        whole = top_array.reshape(1, outer, shape[self.axis], inner)
+        offset = 0
+        for b, array in zip(bottom, arrays):
+            size = b.shape[self.axis]
+            if array is not None:
+                yield whole[:, :, offset:offset + size, :], array.reshape(1, outer, size, inner)
+            offset += size
+
+    def forward_gpu(self, bottom, top):
+        from .copy_cuda import copy_block
+        for top_view, x in self._device_pairs(top[0].mutable_gpu_data(), bottom,
+                                              [b.gpu_data() for b in bottom]):
+            copy_block(x, top_view)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from .copy_cuda import copy_block
+        arrays = [b.mutable_gpu_diff() if down else None for b, down in zip(bottom, propagate_down)]
+        for top_view, dx in self._device_pairs(top[0].gpu_diff(), bottom, arrays):
+            copy_block(top_view, dx)

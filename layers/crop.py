@@ -259,6 +259,33 @@ class CropLayer(Layer):
         if len(propagate_down) > 1 and propagate_down[1]:
             bottom[1].diff[...] = 0
 
+    def _device_view(self, bottom0, top0):
+        from .copy_cuda import as_4d
+        return as_4d(bottom0.shape, self.offsets, top0.shape)
+
+    def forward_gpu(self, bottom, top):
+        from .copy_cuda import copy_block, crop_view
+        view = self._device_view(bottom[0], top[0])
+        if view is None:                     # a crop of a leading axis of a >4-axis blob: the host does it
+            return self.forward_cpu(bottom, top)
+        shape4, offsets4, top4 = view
+        copy_block(crop_view(bottom[0].gpu_data(), shape4, offsets4, top4),
+                   top[0].mutable_gpu_data().reshape(top4))
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from crfrnn_np import cuda_ops
+        from .copy_cuda import copy_block, crop_view
+        view = self._device_view(bottom[0], top[0])
+        if view is None:
+            return self.backward_cpu(top, propagate_down, bottom)
+        shape4, offsets4, top4 = view
+        if propagate_down[0]:
+            dx = bottom[0].mutable_gpu_diff()
+            cuda_ops.fill(dx, 0)
+            copy_block(top[0].gpu_diff().reshape(top4), crop_view(dx, shape4, offsets4, top4))
+        if len(propagate_down) > 1 and propagate_down[1]:
+            cuda_ops.fill(bottom[1].mutable_gpu_diff(), 0)
+
     # -- automatic offsets ---------------------------------------------------------------------------------
     def infer_offsets(self, graph, num_axes=None, required=True):
         """Compute and store the offsets from the coordinate maps of the layers behind both bottoms.

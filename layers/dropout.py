@@ -36,10 +36,15 @@ class DropoutLayer(NeuronLayer):
         self.scale = 1.0 / (1.0 - self.ratio)
         self.mask = None
 
+    def _draw_mask(self, shape):
+        """The keep mask of one TRAIN forward, from the engine's generator (the same draw on both backends)."""
+        self.mask = crfrnn_random.rng().random(shape) < (1.0 - self.ratio)
+        return self.mask
+
     def forward_cpu(self, bottom, top):
         x = bottom[0].data
         if self.phase == "TRAIN":
-            self.mask = crfrnn_random.rng().random(x.shape) < (1.0 - self.ratio)
+            self._draw_mask(x.shape)
             factor = self.mask.astype(self.dtype) * self.dtype.type(self.scale)
             np.multiply(x, factor, out=top[0].data)
         elif top[0] is not bottom[0]:
@@ -54,3 +59,31 @@ class DropoutLayer(NeuronLayer):
             np.multiply(dy, factor, out=bottom[0].diff)
         elif top[0] is not bottom[0]:
             np.copyto(bottom[0].diff, dy)
+
+    # The device forward draws the mask on the host (see copy_cuda.py: the CPU layer's draw, bit for bit) and
+    # sends it packed, one bit per element; the backward reuses the device copy.
+    def forward_gpu(self, bottom, top):
+        from crfrnn_np import cuda_ops
+        from .copy_cuda import dropout
+        if self.phase != "TRAIN":
+            if top[0] is not bottom[0]:
+                cuda_ops.copy(bottom[0].gpu_data(), top[0].mutable_gpu_data())
+            return
+        bits = np.packbits(self._draw_mask(bottom[0].shape).reshape(-1), bitorder="little")
+        if getattr(self, "_device_bits", None) is None or self._device_bits.size != bits.size:
+            self._device_bits = cuda_ops.empty(bits.size, np.uint8)
+        self._device_bits.copy_to_device(bits)
+        dropout(cuda_ops.flat(bottom[0].gpu_data()), self._device_bits, self.scale,
+                cuda_ops.flat(top[0].mutable_gpu_data()))
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from crfrnn_np import cuda_ops
+        from .copy_cuda import dropout
+        if self.phase != "TRAIN":
+            if top[0] is not bottom[0]:
+                cuda_ops.copy(top[0].gpu_diff(), bottom[0].mutable_gpu_diff())
+            return
+        dropout(cuda_ops.flat(top[0].gpu_diff()), self._device_bits, self.scale,
+                cuda_ops.flat(bottom[0].mutable_gpu_diff()))

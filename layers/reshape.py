@@ -26,6 +26,15 @@ class ViewLayer(Layer):
         if propagate_down[0]:
             np.copyto(bottom[0].diff, top[0].diff.reshape(bottom[0].shape))
 
+    def forward_gpu(self, bottom, top):
+        # Caffe's ShareData: the top is the bottom's memory (host and device) seen with the top's shape
+        top[0].share_data(bottom[0])
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            from crfrnn_np import cuda_ops
+            cuda_ops.copy(top[0].gpu_diff(), bottom[0].mutable_gpu_diff())
+
 
 @register_layer("Reshape")
 class ReshapeLayer(ViewLayer):

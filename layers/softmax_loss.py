@@ -128,3 +128,43 @@ class SoftmaxWithLossLayer(Layer):
         g *= valid[:, None, :]
         g *= self.dtype.type(float(top[0].diff.flat[0]) / self.normalizer)
         bottom[0].diff[...] = g.reshape(bottom[0].shape)
+
+    # -- device (loss_cuda.py): the probabilities stay on the device; the loss comes back (it is the output)
+    def _device_buffers(self):
+        from crfrnn_np import cuda_ops
+        shape = (self.outer, self.channels, self.inner)
+        if getattr(self, "_device_prob", None) is None or self._device_prob.shape != shape:
+            self._device_prob = cuda_ops.empty(shape, self.dtype)
+            self._device_state = cuda_ops.empty(2, np.float64)
+        return self._device_prob, self._device_state
+
+    def forward_gpu(self, bottom, top):
+        from crfrnn_np import cuda_ops
+        from .crf_cuda import softmax as device_softmax
+        from .loss_cuda import softmax_loss
+        prob, state = self._device_buffers()
+        device_softmax(bottom[0].gpu_data(), prob, self.outer, self.channels, self.inner)
+        labels = cuda_ops.flat(bottom[1].gpu_data())
+        softmax_loss(prob, labels, self.ignore_label, self.normalization, cuda_ops.flat(top[0].mutable_gpu_data()),
+                     state)
+        if len(top) > 1:
+            cuda_ops.copy(prob, top[1].mutable_gpu_data())
+        if np.isnan(top[0].cpu_data()):                     # a bad label, or NaN scores: ask which
+            where = int(state.copy_to_host()[1])
+            if where >= 0:
+                label = int(bottom[1].cpu_data().reshape(-1)[where])
+                raise self.error("label %d in bottom '%s' is outside 0..%d" % (label, bottom[1].name,
+                                                                              self.channels - 1))
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise self.error("cannot backpropagate to the label input '%s'" % bottom[1].name)
+        if not propagate_down[0]:
+            return
+        from crfrnn_np import cuda_ops
+        from .crf_cuda import planes
+        from .loss_cuda import softmax_loss_backward
+        prob, state = self._device_buffers()
+        softmax_loss_backward(prob, cuda_ops.flat(bottom[1].gpu_data()), self.ignore_label,
+                              cuda_ops.flat(top[0].gpu_diff()), state,
+                              planes(bottom[0].mutable_gpu_diff(), self.outer, self.channels, self.inner))

@@ -1,0 +1,88 @@
+"""Device kernels of the layers that move values without arithmetic (Crop, Concat) and of Dropout.
+
+Crop and Concat both copy a 4-D block between two device arrays of which one or both are strided views
+(a slice of a C-contiguous array): one thread per element of the block. Crop's N-D blobs are seen as 4-D
+(leading singleton axes added, or leading uncropped axes merged), Concat's as ``(1, outer, C_i, inner)``
+inside ``(1, outer, C, inner)``.
+
+Dropout's keep mask comes to the device as a bit array (one bit per element, least significant bit first):
+the mask is drawn on the host from the engine's generator exactly as the CPU layer draws it (so cuda and
+cpu drop the same units for the same seed), and the bits are one small transfer (1/32 of a float32 blob)
+per TRAIN forward; a TEST forward moves nothing.
+"""
+from numba import cuda, types
+
+from crfrnn_np.cuda_kernel import gpu_kernel, grid_1d
+
+U8 = types.uint8
+
+
+def _block_signatures(f):
+    """Source and destination, each C-contiguous or strided (a slice view): the four combinations."""
+    layouts = (f[:, :, :, ::1], f[:, :, :, :])
+    return [(src, dst) for src in layouts for dst in layouts]
+
+
+@gpu_kernel(_block_signatures)
+def copy_block_kernel(src, dst):
+    """Thread t (flat index into ``dst``'s shape): ``dst[a, b, c, d] = src[a, b, c, d]``."""
+    t = cuda.grid(1)
+    n0, n1, n2, n3 = dst.shape
+    if t >= n0 * n1 * n2 * n3:
+        return
+    d = t % n3
+    r = t // n3
+    c = r % n2
+    r = r // n2
+    b = r % n1
+    a = r // n1
+    dst[a, b, c, d] = src[a, b, c, d]
+
+
+@gpu_kernel(lambda f: [(f[::1], U8[::1], f, f, f[::1])])
+def dropout_kernel(x, bits, scale, zero, y):
+    """Thread i: ``y[i] = x[i] * (scale if bit i of the mask else 0)`` (the CPU layer's product, so the
+    same rounding; ``y`` may be ``x``)."""
+    i = cuda.grid(1)
+    if i < y.shape[0]:
+        keep = (bits[i >> 3] >> (i & 7)) & 1
+        y[i] = x[i] * (scale if keep else zero)
+
+
+def copy_block(src, dst):
+    """``dst[...] = src`` for 4-D device arrays (views) of one shape."""
+    if dst.size:
+        copy_block_kernel[grid_1d(dst.size)](src, dst)
+
+
+def as_4d(shape, offsets, top_shape):
+    """A 4-D form of an N-D crop: ``(bottom shape, offsets, top shape)`` with 4 axes each, or None when the
+    crop cannot be seen as 4-D (more than 4 axes of which one of the leading ones is cropped)."""
+    shape, offsets, top_shape = list(shape), list(offsets), list(top_shape)
+    while len(shape) < 4:
+        shape.insert(0, 1)
+        offsets.insert(0, 0)
+        top_shape.insert(0, 1)
+    while len(shape) > 4:
+        # merge axes 0 and 1 when neither is cropped (so the merged axis is uncropped too)
+        if offsets[0] or offsets[1] or shape[0] != top_shape[0] or shape[1] != top_shape[1]:
+            return None
+        shape[0:2] = [shape[0] * shape[1]]
+        top_shape[0:2] = [top_shape[0] * top_shape[1]]
+        offsets[0:2] = [0]
+    return tuple(shape), tuple(offsets), tuple(top_shape)
+
+
+def crop_view(array, shape4, offsets4, top4):
+    """The strided 4-D view of ``array`` (bottom-shaped, C-contiguous) that the crop keeps."""
+    return array.reshape(shape4)[tuple(slice(o, o + d) for o, d in zip(offsets4, top4))]
+
+
+def dropout(x, bits, scale, y):
+    """``y = x * mask * scale`` on the device (flat arrays; ``bits`` the packed mask)."""
+    if y.size:
+        t = y.dtype.type
+        dropout_kernel[grid_1d(y.size)](x, bits, t(scale), t(0), y)
+
+
+__all__ = ["copy_block", "as_4d", "crop_view", "dropout"]

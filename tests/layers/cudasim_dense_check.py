@@ -1,0 +1,154 @@
+"""Under the numba.cuda simulator: each dense layer's device forward and backward against its CPU form (the
+same tiny net on ``cuda`` and ``cpu``, float32 and float64), and every launch with a declared (PTX-compiled)
+signature. Run by the tests/layers/test_*_cuda.py files in a subprocess with NUMBA_ENABLE_CUDASIM=1 (set before
+numba is imported): ``python cudasim_dense_check.py GROUP`` checks the nets of one group (see ``GROUPS``)."""
+import os
+import sys
+
+import numpy as np
+
+
+def _input(name, *shape):
+    dims = " ".join("dim: %d" % d for d in shape)
+    return 'layer { name: "%s" type: "Input" top: "%s" input_param { shape { %s } } }\n' % (name, name, dims)
+
+
+def _net(body, *inputs, force=True):
+    head = 'name: "t" %s\n' % ("force_backward: true" if force else "")
+    return head + "".join(_input(*i) for i in inputs) + body
+
+
+LABELS = ("label", 2, 1, 3, 3)
+SCORES = ("x", 2, 4, 3, 3)
+
+#: group -> [(title, net text, phase)]; a net's inputs are filled at random (labels: classes 0..3 and 255),
+#: its non-loss outputs get a random diff.
+GROUPS = {
+    "copy": [
+        ("crop 4-D", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
+                          'crop_param { axis: 2 offset: 1 offset: 0 } }', ("x", 2, 3, 6, 5), ("r", 2, 3, 3, 4)),
+         "TEST"),
+        ("crop 3-D", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
+                          'crop_param { axis: 1 offset: 2 } }', ("x", 2, 6, 5), ("r", 2, 3, 2)), "TEST"),
+        ("concat", _net('layer { name: "c" type: "Concat" bottom: "x" bottom: "z" top: "y" }\n'
+                        'layer { name: "d" type: "Concat" bottom: "y" bottom: "y" top: "w" '
+                        'concat_param { axis: 2 } }', ("x", 2, 2, 3, 3), ("z", 2, 1, 3, 3)), "TEST"),
+        ("reshape flatten", _net('layer { name: "r" type: "Reshape" bottom: "x" top: "y" '
+                                 'reshape_param { shape { dim: 0 dim: -1 dim: 3 } } }\n'
+                                 'layer { name: "t" type: "TanH" bottom: "y" top: "y" }\n'
+                                 'layer { name: "f" type: "Flatten" bottom: "y" top: "w" }',
+                                 ("x", 2, 3, 2, 3)), "TEST"),
+        ("dropout train", _net('layer { name: "d" type: "Dropout" bottom: "x" top: "y" '
+                               'dropout_param { dropout_ratio: 0.3 } }', ("x", 2, 3, 4, 5)), "TRAIN"),
+        ("dropout test", _net('layer { name: "d" type: "Dropout" bottom: "x" top: "y" }', ("x", 2, 3, 4, 5)),
+         "TEST"),
+    ],
+    "loss": [
+        ("softmax loss VALID ignore", _net('layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" '
+                                           'top: "loss" loss_param { ignore_label: 255 } }', SCORES, LABELS),
+         "TEST"),
+        ("softmax loss FULL prob", _net('layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" '
+                                        'top: "loss" top: "prob" loss_weight: 2 loss_weight: 0 '
+                                        'loss_param { ignore_label: 255 normalization: FULL } }',
+                                        SCORES, LABELS), "TEST"),
+        ("softmax loss BATCH_SIZE", _net('layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" '
+                                         'bottom: "label" top: "loss" loss_param { ignore_label: 255 '
+                                         'normalization: BATCH_SIZE } }', SCORES, LABELS), "TEST"),
+        ("softmax loss NONE", _net('layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" '
+                                   'top: "loss" loss_param { ignore_label: 255 normalization: NONE } }',
+                                   SCORES, LABELS), "TEST"),
+        ("accuracy", _net('layer { name: "a" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" '
+                          'top: "per_class" accuracy_param { top_k: 2 ignore_label: 255 } }', SCORES, LABELS,
+                          force=False), "TEST"),
+    ],
+}
+
+
+def run_both(text, phase, dtype, seed=7):
+    """Forward and backward of ``text`` on cpu and cuda with the same inputs, parameters and random stream;
+    returns ``{backend: [arrays]}`` (outputs, input diffs, parameter diffs)."""
+    from crfrnn_np import Net, proto
+    from crfrnn_np import random as crfrnn_random
+    rng = np.random.default_rng(seed)
+    results, params, inputs, grads = {}, None, None, None
+    for backend in ("cpu", "cuda"):
+        net = Net(proto.parse(text), dtype=dtype, backend=backend, phase=phase)
+        if inputs is None:
+            inputs = {}
+            for name in net.inputs:
+                shape = net.blobs[name].shape
+                if name == "label":
+                    v = rng.integers(0, 4, size=shape).astype(float)
+                    v[rng.random(shape) < 0.2] = 255
+                else:
+                    v = rng.standard_normal(shape)
+                inputs[name] = v.astype(dtype)
+            params = {n: [rng.standard_normal(b.shape).astype(dtype) for b in bs] for n, bs in net.params.items()}
+        for name, blobs in net.params.items():
+            for blob, value in zip(blobs, params[name]):
+                blob.data[...] = value
+        crfrnn_random.set_seed(seed)
+        # copies: a layer in place on a view of an input (Reshape, then TanH in place) writes the array it was given
+        out = {k: np.array(v) for k, v in net.forward(**{k: v.copy() for k, v in inputs.items()}).items()}
+        if grads is None:
+            grads = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in out.items()
+                     if not any(w for w in _loss_weights(net, k))}
+        diffs = net.backward(**{k: v.copy() for k, v in grads.items()}) if net.layer_need_backward and any(net.layer_need_backward) else {}
+        results[backend] = ([out[k] for k in sorted(out)] + [np.array(diffs[k]) for k in sorted(diffs)]
+                            + [b.cpu_diff().copy() for bs in net.params.values() for b in bs])
+    return results
+
+
+def _loss_weights(net, blob_name):
+    for layer, tops in zip(net.layers, net.top_vecs):
+        for t, w in zip(tops, layer.loss_weights):
+            if t is net.blobs[blob_name]:
+                yield w
+
+
+def check_group(group):
+    from crfrnn_np.cuda_kernel import recording, undeclared
+    with recording() as launches:
+        for title, text, phase in GROUPS[group]:
+            for dtype in ("float32", "float64"):
+                res = run_both(text, phase, dtype)
+                tol = 2e-5 if dtype == "float32" else 1e-12
+                for a, b in zip(res["cuda"], res["cpu"]):
+                    np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg="%s %s" % (title, dtype))
+                print("%s %s: cuda == cpu (%d arrays)" % (title, dtype, len(res["cpu"])))
+    bad = undeclared(launches)
+    assert not bad, "launches with undeclared signatures:\n" + "\n".join(bad)
+    print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))
+
+
+def bad_label():
+    """A label outside 0..C-1 raises from the device loss (naming it), and gives NaN device accuracy."""
+    from crfrnn_np import Net, NetError, proto
+    text = _net('layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" top: "loss" }\n'
+                'layer { name: "a" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" }', SCORES, LABELS)
+    net = Net(proto.parse(text), backend="cuda")
+    labels = np.zeros((2, 1, 3, 3), np.float32)
+    labels[1, 0, 2, 1] = 7
+    try:
+        net.forward(x=np.zeros((2, 4, 3, 3), np.float32), label=labels)
+    except NetError as exc:
+        assert "label 7 in bottom 'label" in str(exc) and "outside 0..3" in str(exc), exc
+    else:
+        raise AssertionError("no error for label 7 of 4 classes")
+    net.layers[-1].forward(net.bottom_vecs[-1], net.top_vecs[-1])
+    assert np.isnan(net.blobs["acc"].cpu_data())
+    print("bad label: raised")
+
+
+def main(argv):
+    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    for group in argv or sorted(GROUPS):
+        check_group(group)
+        if group == "loss":
+            bad_label()
+        print("cudasim %s OK" % group)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

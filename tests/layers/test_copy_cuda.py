@@ -1,0 +1,56 @@
+"""Crop, Concat, Reshape, Flatten and Dropout on the device (layers/copy_cuda.py and the layers' forward_gpu /
+backward_gpu) equal their CPU forms under the numba.cuda simulator, float32 and float64 (cudasim_dense_check.py
+in a subprocess); the 4-D form of an N-D crop and the reshaped shared memory, on the host."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from crfrnn_np.blob import Blob
+from crfrnn_np.errors import ShapeError
+from crfrnn_np.layers.copy_cuda import as_4d
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def run_group(group):
+    """Run one group of cudasim_dense_check.py under the simulator; its stdout."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable, str(HERE / "cudasim_dense_check.py"), group], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cudasim %s OK" % group in proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.cudasim
+def test_copy_layers_on_the_device_equal_cpu():
+    out = run_group("copy")
+    for title in ("crop 4-D", "crop 3-D", "concat", "reshape flatten", "dropout train", "dropout test"):
+        for dtype in ("float32", "float64"):
+            assert "%s %s: cuda == cpu" % (title, dtype) in out
+    assert "copy_block_kernel" in out and "dropout_kernel" in out
+
+
+def test_crop_as_4d():
+    # fewer axes: leading singletons
+    assert as_4d((6, 5), (1, 2), (3, 2)) == ((1, 1, 6, 5), (0, 0, 1, 2), (1, 1, 3, 2))
+    # more axes: leading uncropped axes merged
+    assert as_4d((2, 3, 4, 5, 6), (0, 0, 1, 0, 2), (2, 3, 2, 5, 3)) == ((6, 4, 5, 6), (0, 1, 0, 2), (6, 2, 5, 3))
+    # a cropped leading axis of a 5-axis blob has no 4-D form (the layer then runs on the host)
+    assert as_4d((2, 3, 4, 5, 6), (0, 1, 0, 0, 0), (2, 2, 4, 5, 6)) is None
+
+
+def test_share_data_with_another_shape_of_the_same_count():
+    base = Blob((2, 6), np.float32, "b")
+    view = Blob((3, 4), np.float32, "v")
+    view.share_data(base)
+    base.data[1, 0] = 5.0
+    assert view.cpu_data().shape == (3, 4) and view.cpu_data()[1, 2] == 5.0
+    view.data[0, 1] = 7.0                                   # a write through the view is a write to the base
+    assert base.cpu_data()[0, 1] == 7.0
+    with pytest.raises(ShapeError, match="cannot share the data of blob 'b'"):
+        Blob((5,), np.float32, "w").share_data(base)
