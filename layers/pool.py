@@ -249,3 +249,38 @@ class PoolingLayer(Layer):
             parallel_for(_max_backward, dx.shape[0], dy, mask, dx, grain=pieces)
         else:
             parallel_for(_ave_backward, dx.shape[0], dy, kh, kw, sh, sw, ph, pw, dx, grain=pieces)
+
+    # -- device (pool_cuda.py) ------------------------------------------------------------------------------
+    def _geo(self):
+        return tuple(int(v) for v in self.kernel + self.stride + self.pad)
+
+    def forward_gpu(self, bottom, top):
+        from .pool_cuda import ave_forward, max_forward
+        b = bottom[0]
+        if not b.count:
+            return
+        x = self._planes(b.gpu_data(), b.shape[2:])
+        y = self._planes(top[0].mutable_gpu_data(), self.pooled)
+        if self.method == "AVE":
+            return ave_forward(x, self._geo(), y)
+        if getattr(self, "_device_mask", None) is None or self._device_mask.shape != y.shape:
+            from crfrnn_np import cuda_ops
+            self._device_mask = cuda_ops.empty(y.shape, np.int64)
+        top_mask = self._planes(top[1].mutable_gpu_data(), self.pooled) if len(top) > 1 else None
+        max_forward(x, self._geo(), y, self._device_mask, top_mask)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from .pool_cuda import ave_backward, max_backward
+        b = bottom[0]
+        if not b.count:
+            return
+        dx = self._planes(b.mutable_gpu_diff(), b.shape[2:])
+        dy = self._planes(top[0].gpu_diff(), self.pooled)
+        if self.method == "MAX":
+            # the mask top when there is one (the host reads it too), else the forward's own
+            mask = self._planes(top[1].gpu_data(), self.pooled) if len(top) > 1 else self._device_mask
+            max_backward(dy, mask, self._geo(), dx)
+        else:
+            ave_backward(dy, self._geo(), dx)

@@ -61,6 +61,19 @@ GROUPS = {
                           'top: "per_class" accuracy_param { top_k: 2 ignore_label: 255 } }', SCORES, LABELS,
                           force=False), "TEST"),
     ],
+    "pool": [
+        ("max pool ceil pad mask", _net('layer { name: "p" type: "Pooling" bottom: "x" top: "y" top: "m" '
+                                        'pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }',
+                                        ("x", 1, 2, 6, 5)), "TEST"),
+        ("max pool overlap", _net('layer { name: "p" type: "Pooling" bottom: "x" top: "y" '
+                                  'pooling_param { pool: MAX kernel_h: 3 kernel_w: 2 stride: 1 } }',
+                                  ("x", 1, 2, 4, 5)), "TEST"),
+        ("ave pool ceil pad", _net('layer { name: "p" type: "Pooling" bottom: "x" top: "y" '
+                                   'pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }',
+                                   ("x", 1, 2, 6, 5)), "TEST"),
+        ("ave pool global", _net('layer { name: "p" type: "Pooling" bottom: "x" top: "y" '
+                                 'pooling_param { pool: AVE global_pooling: true } }', ("x", 2, 2, 3, 4)), "TEST"),
+    ],
 }
 
 

@@ -1,0 +1,16 @@
+"""Pooling on the device (layers/pool_cuda.py): MAX with and without the mask top, overlapping and padded
+windows with Caffe's ceil rule, AVE with padding and global pooling, forward and backward, equal the CPU layer
+under the numba.cuda simulator in float32 and float64 (cudasim_dense_check.py in a subprocess)."""
+import pytest
+
+from test_copy_cuda import run_group
+
+
+@pytest.mark.cudasim
+def test_pooling_on_the_device_equals_cpu():
+    out = run_group("pool")
+    for title in ("max pool ceil pad mask", "max pool overlap", "ave pool ceil pad", "ave pool global"):
+        for dtype in ("float32", "float64"):
+            assert "%s %s: cuda == cpu" % (title, dtype) in out
+    for kernel in ("max_forward_kernel", "max_backward_kernel", "ave_forward_kernel", "ave_backward_kernel"):
+        assert kernel in out
