@@ -46,6 +46,11 @@ CUDA
 ``THREADS_PER_BLOCK``
     CUDA block size of every lattice kernel (one thread per point, per vertex x channel or per channel x
     pixel; 1-D grids of ``ceil(work / THREADS_PER_BLOCK)`` blocks).
+``GEMM_TILE``
+    Side of the square tiles of the device GEMMs (InnerProduct, and Convolution/Deconvolution as implicit
+    GEMMs): a block of ``GEMM_TILE`` x ``GEMM_TILE`` threads, one output element each, with one tile of each
+    operand in shared memory (2 x 16 x 16 x 8 bytes = 4 KiB in float64). Larger tiles reuse each loaded
+    value more but leave fewer blocks per multiprocessor; 16 is the usual choice for a plain tiled kernel.
 ``MAX_DIM``
     Largest feature dimension d of the CUDA lattice: per-thread scratch (``cuda.local.array``) needs a
     compile-time size. The CPU and reference lattices have no limit.
@@ -64,4 +69,5 @@ BILATERAL_LATTICES = 4
 SPATIAL_LATTICES = 2
 
 THREADS_PER_BLOCK = 128
+GEMM_TILE = 16
 MAX_DIM = 16

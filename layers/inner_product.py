@@ -79,3 +79,28 @@ class InnerProductLayer(Layer):
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.M, self.K)
             np.matmul(dy, self._weight_nk(self.blobs[0].data), out=dx)
+
+    # -- device (gemm_cuda.py): the same products, the (N, K) or (K, N) weight read in place -----------------
+    def forward_gpu(self, bottom, top):
+        from .gemm_cuda import add_bias, gemm
+        x = bottom[0].gpu_data().reshape(self.M, self.K)
+        y = top[0].mutable_gpu_data().reshape(self.M, self.num_output)
+        gemm(x, self.blobs[0].gpu_data(), y, trans_b=not self.transpose)      # X W^T (transpose: X W)
+        if self.bias_term:
+            add_bias(self.blobs[1].gpu_data(), y)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from .gemm_cuda import channel_sum, gemm
+        dy = top[0].gpu_diff().reshape(self.M, self.num_output)
+        if self.param_propagate_down[0]:
+            x = bottom[0].gpu_data().reshape(self.M, self.K)
+            dw = self.blobs[0].mutable_gpu_diff()
+            if self.transpose:
+                gemm(x, dy, dw, trans_a=True, accumulate=True)                # dW (K, N) += X^T dY
+            else:
+                gemm(dy, x, dw, trans_a=True, accumulate=True)                # dW (N, K) += dY^T X
+        if self.bias_term and self.param_propagate_down[1]:
+            channel_sum(dy.reshape(self.M, self.num_output, 1), self.blobs[1].mutable_gpu_diff())
+        if propagate_down[0]:
+            dx = bottom[0].mutable_gpu_diff().reshape(self.M, self.K)
+            gemm(dy, self.blobs[0].gpu_data(), dx, trans_b=self.transpose)   # dY W (transpose: dY W^T)

@@ -74,6 +74,13 @@ GROUPS = {
         ("ave pool global", _net('layer { name: "p" type: "Pooling" bottom: "x" top: "y" '
                                  'pooling_param { pool: AVE global_pooling: true } }', ("x", 2, 2, 3, 4)), "TEST"),
     ],
+    "gemm": [
+        ("inner product", _net('layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+                               'inner_product_param { num_output: 5 } }', ("x", 3, 2, 3, 3)), "TEST"),
+        ("inner product transpose axis 2", _net('layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" '
+                                                'inner_product_param { num_output: 4 transpose: true axis: 2 '
+                                                'bias_term: false } }', ("x", 2, 3, 17)), "TEST"),
+    ],
 }
 
 
