@@ -344,6 +344,16 @@ class BaseConvolution(Layer):
             dy = top.diff.reshape(self.num, self.num_output, -1)
             self.blobs[1].diff[...] += dy.sum(axis=(0, 2))
 
+    # -- device (conv_cuda.py): the products of ConvGeometry as implicit GEMMs -----------------------------
+    def _device_ok(self):
+        from .conv_cuda import supported
+        return supported(self._geometry)
+
+    def _device_bias_backward(self, top):
+        if self.bias_term and self.param_propagate_down[1]:
+            from .gemm_cuda import channel_sum
+            channel_sum(top.gpu_diff().reshape(self.num, self.num_output, -1), self.blobs[1].mutable_gpu_diff())
+
 
 @register_layer("Convolution")
 class ConvolutionLayer(BaseConvolution):
@@ -385,3 +395,25 @@ class ConvolutionLayer(BaseConvolution):
                 dx = self._images(b, self.channels, self.in_spatial, diff=True)
                 for n in range(self.num):
                     geo.backward_data(dy[n], w2, dx[n])
+
+    def forward_gpu(self, bottom, top):
+        if not self._device_ok():                # 3-D and higher: the host's N-D im2col
+            return self.forward_cpu(bottom, top)
+        from . import conv_cuda
+        w = self.blobs[0].gpu_data()
+        bias = self.blobs[1].gpu_data() if self.bias_term else None
+        for b, t in zip(bottom, top):
+            conv_cuda.forward(self._geometry, self.num, b.gpu_data(), w, t.mutable_gpu_data(), bias)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not self._device_ok():
+            return self.backward_cpu(top, propagate_down, bottom)
+        from . import conv_cuda
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            self._device_bias_backward(t)
+            if self.param_propagate_down[0]:
+                conv_cuda.backward_weight(self._geometry, self.num, b.gpu_data(), t.gpu_diff(),
+                                          self.blobs[0].mutable_gpu_diff())
+            if propagate_down[i]:
+                conv_cuda.backward_data(self._geometry, self.num, t.gpu_diff(), self.blobs[0].gpu_data(),
+                                        b.mutable_gpu_diff())

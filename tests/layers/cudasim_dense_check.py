@@ -81,6 +81,23 @@ GROUPS = {
                                                 'inner_product_param { num_output: 4 transpose: true axis: 2 '
                                                 'bias_term: false } }', ("x", 2, 3, 17)), "TEST"),
     ],
+    "conv": [
+        ("conv pad stride bias", _net('layer { name: "c" type: "Convolution" bottom: "x" top: "y" '
+                                      'convolution_param { num_output: 2 kernel_size: 3 pad: 1 stride: 2 } }',
+                                      ("x", 2, 1, 4, 3)), "TEST"),
+        ("conv group dilation", _net('layer { name: "c" type: "Convolution" bottom: "x" top: "y" '
+                                     'convolution_param { num_output: 2 kernel_h: 2 kernel_w: 3 dilation: 2 '
+                                     'group: 2 bias_term: false } }', ("x", 1, 2, 4, 5)), "TEST"),
+        ("conv 1x1 two bottoms", _net('layer { name: "c" type: "Convolution" bottom: "x" bottom: "z" top: "y" '
+                                      'top: "w" convolution_param { num_output: 2 kernel_size: 1 } }',
+                                      ("x", 1, 3, 2, 3), ("z", 1, 3, 2, 3)), "TEST"),
+        ("deconv stride pad bias", _net('layer { name: "d" type: "Deconvolution" bottom: "x" top: "y" '
+                                        'convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad: 1 } }',
+                                        ("x", 1, 2, 2, 2)), "TEST"),
+        ("deconv group", _net('layer { name: "d" type: "Deconvolution" bottom: "x" top: "y" '
+                              'convolution_param { num_output: 2 kernel_size: 3 stride: 2 group: 2 '
+                              'dilation: 2 } }', ("x", 1, 2, 2, 3)), "TEST"),
+    ],
 }
 
 
@@ -160,8 +177,21 @@ def bad_label():
     print("bad label: raised")
 
 
+#: The GEMM tile and the 1-D block size under the simulator, set before the kernel modules are imported: the
+#: simulator runs every thread of a block as a Python thread, and on these tiny shapes most threads of a
+#: 16 x 16 tile or a 128-thread block would only check their bounds (the kernels are written for any tile
+#: and any power-of-two block; the PTX test compiles the configured ones). A tile smaller than the shapes
+#: also makes every GEMM cross tile borders.
+SIMULATOR_TILE = 4
+SIMULATOR_THREADS = 32
+
+
 def main(argv):
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np import config
+    assert "crfrnn_np.cuda_kernel" not in sys.modules and "crfrnn_np.layers.gemm_cuda" not in sys.modules
+    config.GEMM_TILE = SIMULATOR_TILE
+    config.THREADS_PER_BLOCK = SIMULATOR_THREADS
     for group in argv or sorted(GROUPS):
         check_group(group)
         if group == "loss":
