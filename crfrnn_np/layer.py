@@ -205,7 +205,11 @@ class Layer:
         self.loss_weights = weights
         for t, w in zip(top, weights):
             if w:
-                t.diff[...] = w
+                if self.backend == "cuda":              # made on the device: nothing crosses
+                    from . import cuda_ops
+                    cuda_ops.fill(t.mutable_gpu_diff(), w)
+                else:
+                    t.diff[...] = w
 
     # -- parameter specs ---------------------------------------------------------------------------------------
     def param_spec(self, i):

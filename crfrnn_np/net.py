@@ -450,7 +450,11 @@ class Net:
         for layer, top in zip(self.layers, self.top_vecs):
             for t, w in zip(top, layer.loss_weights):
                 if w and t.name not in diffs:
-                    t.diff[...] = w
+                    if self.backend == "cuda":          # set on the device: nothing crosses
+                        from . import cuda_ops
+                        cuda_ops.fill(t.mutable_gpu_diff(), w)
+                    else:
+                        t.diff[...] = w
         i0 = self.layer_names.index(start) if start else len(self.layers) - 1
         i1 = self.layer_names.index(end) if end else 0
         self.backward_from_to(i0, i1)

@@ -158,6 +158,57 @@ def check_group(group):
     print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))
 
 
+#: A small segmentation-like net of the dense layers: every layer runs on the device.
+NET = _net("""layer { name: "conv1" type: "Convolution" bottom: "x" top: "c1"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "c1" top: "c1" }
+layer { name: "pool1" type: "Pooling" bottom: "c1" top: "p1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "up" type: "Deconvolution" bottom: "p1" top: "u" convolution_param { num_output: 2 kernel_size: 4
+        stride: 2 } }
+layer { name: "crop" type: "Crop" bottom: "u" bottom: "c1" top: "uc" crop_param { offset: 1 } }
+layer { name: "cat" type: "Concat" bottom: "c1" bottom: "uc" top: "cat" }
+layer { name: "score" type: "Convolution" bottom: "cat" top: "s" convolution_param { num_output: 3 kernel_size: 1 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "s" bottom: "label" top: "loss" loss_param { ignore_label: 255 } }
+layer { name: "fc" type: "InnerProduct" bottom: "p1" top: "fc" inner_product_param { num_output: 3 } }
+""", ("x", 1, 1, 4, 4), ("label", 1, 1, 4, 4))
+NET_TYPES = ["Concat", "Convolution", "Crop", "Deconvolution", "InnerProduct", "Pooling", "ReLU", "SoftmaxWithLoss",
+             "Split"]
+
+
+def check_net(dtype):
+    """NET on cuda against cpu: outputs, input and parameter gradients to 1e-4 relative; returns the transfer
+    counts of the cuda forward and backward (the parameters are sent across before)."""
+    from crfrnn_np import Net, proto
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine"))
+    from cudasim_net import counting_transfers
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 1, 4, 4)).astype(dtype)
+    label = rng.integers(0, 3, size=(1, 1, 4, 4)).astype(dtype)
+    label[0, 0, 0, :2] = 255
+    g = rng.standard_normal((1, 3)).astype(dtype)
+    results, params, counts = {}, None, {}
+    for backend in ("cpu", "cuda"):
+        net = Net(proto.parse(NET), dtype=dtype, backend=backend)
+        assert sorted({layer.type for layer in net.layers} - {"Input"}) == NET_TYPES
+        if params is None:
+            params = {n: [rng.standard_normal(b.shape).astype(dtype) * 0.5 for b in bs] for n, bs in net.params.items()}
+        for name, blobs in net.params.items():
+            for blob, value in zip(blobs, params[name]):
+                blob.data[...] = value
+                if backend == "cuda":
+                    blob.gpu_data()                 # the parameters cross now, before the counted pass
+        with counting_transfers() as counts["forward"]:
+            out = net.forward(x=x.copy(), label=label.copy())
+            out = [np.array(out["loss"]), np.array(out["fc"])]
+        with counting_transfers() as counts["backward"]:
+            dx = np.array(net.backward(fc=g.copy())["x"])
+        results[backend] = out + [dx] + [b.cpu_diff().copy() for bs in net.params.values() for b in bs]
+    for a, b in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * max(1.0, float(np.abs(b).max())))
+    print("net %s: cuda == cpu (loss %.6f, %d arrays)" % (dtype, float(results["cpu"][0]), len(results["cpu"])))
+    return counts
+
+
 def bad_label():
     """A label outside 0..C-1 raises from the device loss (naming it), and gives NaN device accuracy."""
     from crfrnn_np import Net, NetError, proto
@@ -192,7 +243,22 @@ def main(argv):
     assert "crfrnn_np.cuda_kernel" not in sys.modules and "crfrnn_np.layers.gemm_cuda" not in sys.modules
     config.GEMM_TILE = SIMULATOR_TILE
     config.THREADS_PER_BLOCK = SIMULATOR_THREADS
-    for group in argv or sorted(GROUPS):
+    for group in argv or sorted(GROUPS) + ["net"]:
+        if group == "net":
+            from crfrnn_np.cuda_kernel import recording, undeclared
+            with recording() as launches:
+                for dtype in ("float32", "float64"):
+                    counts = check_net(dtype)
+                    print("net %s transfers: forward %s, backward %s" % (dtype, counts["forward"],
+                                                                         counts["backward"]))
+                    # forward: x and label in, loss and fc back; backward: fc's diff in, x's diff back
+                    assert counts["forward"] == {"to_device": 2, "to_host": 2}, counts
+                    assert counts["backward"] == {"to_device": 1, "to_host": 1}, counts
+            bad = undeclared(launches)
+            assert not bad, "launches with undeclared signatures:\n" + "\n".join(bad)
+            print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))
+            print("cudasim net OK")
+            continue
         check_group(group)
         if group == "loss":
             bad_label()
