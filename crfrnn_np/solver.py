@@ -19,6 +19,10 @@ Display lines follow Caffe's log (``Iteration N (x iter/s, y s/D iters), loss = 
 mean``) and go to ``log`` (default: the ``crfrnn_np.solver`` logger at INFO level).
 
 Snapshots and exact resume: see :mod:`crfrnn_np.solver_state`.
+
+With ``backend="cuda"`` every step above runs on the device (:mod:`crfrnn_np.update_rules_cuda`): the
+parameters, their diffs and the history never cross; an iteration moves only the loss back (and, with
+``clip_gradients``, the norm's sum of squares). The history comes to the host for a snapshot.
 """
 import logging
 import math
@@ -173,6 +177,7 @@ class Solver:
                     self.copy_weights(_resolve(p, self.base_dir))
         self.history = [np.zeros(p.shape, dtype=p.dtype)
                         for _ in range(self.n_history) for p in self.net.learnable_params]
+        self._device_history = None
 
     # -- set-up --------------------------------------------------------------------------------------------
     def _where(self, field):
@@ -323,7 +328,7 @@ class Solver:
                 timer = time.perf_counter()
                 iters_last = self.iter
                 self._log_outputs(self.net, "Train", loss_weights,
-                                  {n: self.net.blobs[n].data for n in self.net.outputs})
+                                  {n: self.net.blobs[n].cpu_data() for n in self.net.outputs})
             self.apply_update(display)
             self.iter += 1
             action = self._take_request()
@@ -398,7 +403,7 @@ class Solver:
             if p.test_compute_loss:
                 loss += iter_loss
             for name in net.outputs:
-                v = np.array(net.blobs[name].data, dtype=np.float64)
+                v = np.array(net.blobs[name].cpu_data(), dtype=np.float64)
                 sums[name] = sums[name] + v if name in sums else v
             done += 1
         if self.requested_early_exit:
@@ -425,25 +430,42 @@ class Solver:
         clip = self.param.clip_gradients
         if clip < 0:
             return
-        sumsq = sum(float(np.dot(b.diff.reshape(-1).astype(np.float64), b.diff.reshape(-1).astype(np.float64)))
-                    for b in self.net.learnable_params)
+        if self.backend == "cuda":                  # summed on the device: one scalar crosses
+            from . import cuda_ops, update_rules_cuda
+            sumsq = update_rules_cuda.sum_of_squares([cuda_ops.flat(b.gpu_diff()) for b in self.net.learnable_params])
+        else:
+            sumsq = sum(float(np.dot(b.diff.reshape(-1).astype(np.float64), b.diff.reshape(-1).astype(np.float64)))
+                        for b in self.net.learnable_params)
         norm = math.sqrt(sumsq)
         if norm > clip:
             scale = clip / norm
             self.log("Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale factor %s"
                      % (_fmt(norm), _fmt(clip), _fmt(scale)))
             for b in self.net.learnable_params:
-                b.diff *= b.dtype.type(scale)
+                self._scale_diff(b, scale)
+
+    def _scale_diff(self, b, scale):
+        """``b.diff *= scale`` (in the blob's dtype), on the device for the ``cuda`` backend."""
+        if self.backend == "cuda":
+            from . import cuda_ops
+            cuda_ops.scale(b.dtype.type(scale), b.gpu_diff(), b.mutable_gpu_diff())
+        else:
+            b.diff *= b.dtype.type(scale)
 
     def normalize(self, i):
         if self.param.iter_size > 1:
-            b = self.net.learnable_params[i]
-            b.diff *= b.dtype.type(1.0 / self.param.iter_size)
+            self._scale_diff(self.net.learnable_params[i], 1.0 / self.param.iter_size)
 
     def regularize(self, i):
         b = self.net.learnable_params[i]
         decay = self.param.weight_decay * float(self.net.params_weight_decay[i])
-        if decay:
+        if decay and self.backend == "cuda":
+            from . import cuda_ops, update_rules_cuda
+            if self.param.regularization_type == "L2":
+                cuda_ops.axpby(b.dtype.type(decay), b.gpu_data(), 1, b.gpu_diff(), b.mutable_gpu_diff())
+            else:
+                update_rules_cuda.add_l1(decay, cuda_ops.flat(b.gpu_data()), cuda_ops.flat(b.mutable_gpu_diff()))
+        elif decay:
             if self.param.regularization_type == "L2":
                 b.diff += b.dtype.type(decay) * b.data
             else:
@@ -462,6 +484,13 @@ class Solver:
         """Overwrite ``learnable_params[i].diff`` with the step of parameter ``i``: the rule applied to the
         diff, the parameter's history buffers (updated in place) and its local rate ``rate * lr_mult``."""
         b = self.net.learnable_params[i]
+        if self.backend == "cuda":
+            # the same rule on the device (update_rules_cuda has one of each name): the step replaces the diff
+            from . import cuda_ops, update_rules_cuda
+            rule = getattr(update_rules_cuda, self.rule.__name__)
+            histories = [self._device_hist(i, k) for k in range(self.n_history)]
+            rule(cuda_ops.flat(b.mutable_gpu_diff()), *histories, self._local_rate(i, rate), *self.hyper_parameters())
+            return
         histories = [self._hist(i, k) for k in range(self.n_history)]
         b.diff[...] = self.rule(b.diff, *histories, self._local_rate(i, rate), *self.hyper_parameters())
 
@@ -484,10 +513,27 @@ class Solver:
             self.regularize(i)
             self.compute_update_value(i, rate)
         for b in params:
-            np.subtract(b.data, b.diff, out=b.data)
+            if self.backend == "cuda":
+                from . import cuda_ops
+                cuda_ops.axpby(1, b.gpu_data(), -1, b.gpu_diff(), b.mutable_gpu_data())
+            else:
+                np.subtract(b.data, b.diff, out=b.data)
 
     def _hist(self, i, k=0):
         return self.history[k * len(self.net.learnable_params) + i]
+
+    # The ``cuda`` backend keeps the history on the device: sent across at the first update (or after a
+    # restore), brought back only for a snapshot.
+    def _device_hist(self, i, k=0):
+        if self._device_history is None:
+            from numba import cuda
+            self._device_history = [cuda.to_device(h.reshape(-1)) for h in self.history]
+        return self._device_history[k * len(self.net.learnable_params) + i]
+
+    def _history_to_host(self):
+        if self._device_history is not None:
+            for host, device in zip(self.history, self._device_history):
+                device.copy_to_host(host.reshape(-1))
 
     def _local_rate(self, i, rate):
         return rate * float(self.net.params_lr[i])
@@ -524,6 +570,7 @@ class Solver:
         solver_state.atomic_write(model, lambda tmp: self._save_net(tmp, diff), keep_suffix=".h5" if hdf5 else "")
         state = self.snapshot_filename(".solverstate.h5" if hdf5 else ".solverstate")
         self.log("Snapshotting solver state to %s file %s" % (what, state))
+        self._history_to_host()
         solver_state.write_state(state, self.iter, model, self.history, self.current_step, hdf5)
         solver_state.write_sidecar(state, self._resume_state())
         return model, state
@@ -569,6 +616,7 @@ class Solver:
                                   % (path, k, " ".join(map(str, shape)), name,
                                      " ".join(map(str, target.shape))))
             target[...] = values.reshape(target.shape)
+        self._device_history = None                 # the cuda backend sends the restored history across
         self.iter = st["iter"]
         self.current_step = st["current_step"]
         side = solver_state.read_sidecar(path)
