@@ -30,6 +30,12 @@ GROUPS = {
          "TEST"),
         ("crop 3-D", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
                           'crop_param { axis: 1 offset: 2 } }', ("x", 2, 6, 5), ("r", 2, 3, 2)), "TEST"),
+        ("crop 5-D", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
+                          'crop_param { axis: 2 offset: 1 offset: 1 offset: 0 } }', ("x", 2, 2, 3, 4, 2),
+                          ("r", 2, 2, 2, 2, 2)), "TEST"),
+        ("crop 5-D leading axis (host)", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
+                                              'crop_param { axis: 1 offset: 1 } }', ("x", 2, 3, 3, 3, 3),
+                                              ("r", 2, 2, 2, 2, 2)), "TEST"),
         ("concat", _net('layer { name: "c" type: "Concat" bottom: "x" bottom: "z" top: "y" }\n'
                         'layer { name: "d" type: "Concat" bottom: "y" bottom: "y" top: "w" '
                         'concat_param { axis: 2 } }', ("x", 2, 2, 3, 3), ("z", 2, 1, 3, 3)), "TEST"),
@@ -91,6 +97,9 @@ GROUPS = {
         ("conv 1x1 two bottoms", _net('layer { name: "c" type: "Convolution" bottom: "x" bottom: "z" top: "y" '
                                       'top: "w" convolution_param { num_output: 2 kernel_size: 1 } }',
                                       ("x", 1, 3, 2, 3), ("z", 1, 3, 2, 3)), "TEST"),
+        ("conv 3-D (host)", _net('layer { name: "c" type: "Convolution" bottom: "x" top: "y" '
+                                 'convolution_param { num_output: 2 kernel_size: 2 } }', ("x", 1, 2, 3, 3, 3)),
+         "TEST"),
         ("deconv stride pad bias", _net('layer { name: "d" type: "Deconvolution" bottom: "x" top: "y" '
                                         'convolution_param { num_output: 2 kernel_size: 3 stride: 2 pad: 1 } }',
                                         ("x", 1, 2, 2, 2)), "TEST"),

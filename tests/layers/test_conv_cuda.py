@@ -1,7 +1,7 @@
 """Convolution and Deconvolution on the device as implicit GEMMs (layers/conv_cuda.py: no im2col buffer):
 forward, data, weight and bias gradients equal the CPU layers under the numba.cuda simulator, float32 and
-float64, with padding, stride, dilation, groups, non-square kernels, a 1x1 kernel and two bottoms
-(cudasim_dense_check.py in a subprocess)."""
+float64, with padding, stride, dilation, groups, non-square kernels, a 1x1 kernel and two bottoms; a 3-D
+convolution (run on the host inside a cuda net) too (cudasim_dense_check.py in a subprocess)."""
 import pytest
 
 from crfrnn_np.layers.conv_cuda import _geo, supported
@@ -13,8 +13,8 @@ from test_copy_cuda import run_group
 @pytest.mark.cudasim
 def test_convolutions_on_the_device_equal_cpu():
     out = run_group("conv")
-    for title in ("conv pad stride bias", "conv group dilation", "conv 1x1 two bottoms", "deconv stride pad bias",
-                  "deconv group"):
+    for title in ("conv pad stride bias", "conv group dilation", "conv 1x1 two bottoms", "conv 3-D (host)",
+                  "deconv stride pad bias", "deconv group"):
         for dtype in ("float32", "float64"):
             assert "%s %s: cuda == cpu" % (title, dtype) in out
     for kernel in ("conv_forward_kernel", "conv_backward_data_kernel", "conv_backward_weight_kernel"):

@@ -29,7 +29,7 @@ def run_group(group):
 @pytest.mark.cudasim
 def test_copy_layers_on_the_device_equal_cpu():
     out = run_group("copy")
-    for title in ("crop 4-D", "crop 3-D", "concat", "reshape flatten", "dropout train", "dropout test"):
+    for title in ("crop 4-D", "crop 3-D", "crop 5-D", "crop 5-D leading axis (host)", "concat", "reshape flatten", "dropout train", "dropout test"):
         for dtype in ("float32", "float64"):
             assert "%s %s: cuda == cpu" % (title, dtype) in out
     assert "copy_block_kernel" in out and "dropout_kernel" in out
