@@ -13,7 +13,6 @@ would be a transfer per forward).
 import math
 
 import numpy as np
-
 from numba import cuda
 
 from crfrnn_np.config import THREADS_PER_BLOCK
