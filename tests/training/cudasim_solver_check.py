@@ -76,6 +76,23 @@ def state(solver):
     return [b.cpu_data().copy() for b in solver.net.learnable_params] + [h.copy() for h in solver.history]
 
 
+def check_resume(type_, extra, dtype, cpu, gpu):
+    """A snapshot of the device solver (its history comes back to the host), restored into a new device solver,
+    continues exactly as the CPU solver does."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        gpu.param.snapshot_prefix = os.path.join(tmp, "s")
+        _, state_path = gpu.snapshot()
+        resumed = make_solver(type_, extra, dtype, "cuda")
+        resumed.restore(state_path)
+        resumed.step(1)
+        cpu.step(1)
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        for a, b in zip(state(resumed), state(cpu)):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg="resumed %s %s" % (type_, dtype))
+    print("%s %s: resumed on cuda == cpu" % (type_, dtype))
+
+
 def main():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
     here = os.path.dirname(os.path.abspath(__file__))
@@ -105,6 +122,7 @@ def main():
             expected = {"to_device": 0, "to_host": passes + (1 if "clip" in extra else 0)}
             assert counts == expected, (type_, dtype, counts, expected)
             print("%s %s: cuda == cpu after 2 iterations; one iteration moves %s" % (type_, dtype, counts))
+            check_resume(type_, extra, dtype, cpu, gpu)
     bad = undeclared(launches)
     assert not bad, "launches with undeclared signatures:\n" + "\n".join(bad)
     print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))
