@@ -5,10 +5,9 @@ Crop and Concat both copy a 4-D block between two device arrays of which one or 
 (leading singleton axes added, or leading uncropped axes merged), Concat's as ``(1, outer, C_i, inner)``
 inside ``(1, outer, C, inner)``.
 
-Dropout's keep mask comes to the device as a bit array (one bit per element, least significant bit first):
-the mask is drawn on the host from the engine's generator exactly as the CPU layer draws it (so cuda and
-cpu drop the same units for the same seed), and the bits are one small transfer (1/32 of a float32 blob)
-per TRAIN forward; a TEST forward moves nothing.
+Dropout's keep mask is normally drawn on the device (dropout_cuda.py). Only when the engine's generator is
+not a PCG64 (one set by hand) is it drawn on the host, exactly as the CPU layer draws it, and sent here as a
+bit array (one bit per element, least significant bit first): one small transfer (1/32 of a float32 blob).
 """
 from numba import cuda, types
 

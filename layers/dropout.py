@@ -11,6 +11,9 @@ TRAIN phase::
 TEST phase: ``y = x`` and ``dE/dx = dE/dy``.
 
 The phase is the layer's own (``layer_param.phase`` if set, else the net's). In-place safe.
+
+On the device (``cuda`` backend) the TRAIN mask is the CPU layer's mask bit for bit, drawn by the kernel from
+the generator's state, which then moves on as on the host (see dropout_cuda.py).
 """
 import numpy as np
 
@@ -60,30 +63,47 @@ class DropoutLayer(NeuronLayer):
         elif top[0] is not bottom[0]:
             np.copyto(bottom[0].diff, dy)
 
-    # The device forward draws the mask on the host (see copy_cuda.py: the CPU layer's draw, bit for bit) and
-    # sends it packed, one bit per element; the backward reuses the device copy.
+    # The device forward draws the mask on the device from the engine's PCG64 state, the very draws of the CPU
+    # layer, and moves the host generator on past them (dropout_cuda.py): nothing crosses. Another bit generator
+    # (set by hand) has no device form: then the mask is drawn on the host and sent as bits (copy_cuda.py).
     def forward_gpu(self, bottom, top):
         from crfrnn_np import cuda_ops
-        from .copy_cuda import dropout
         if self.phase != "TRAIN":
             if top[0] is not bottom[0]:
                 cuda_ops.copy(bottom[0].gpu_data(), top[0].mutable_gpu_data())
             return
-        bits = np.packbits(self._draw_mask(bottom[0].shape).reshape(-1), bitorder="little")
-        if getattr(self, "_device_bits", None) is None or self._device_bits.size != bits.size:
-            self._device_bits = cuda_ops.empty(bits.size, np.uint8)
+        self._device_draw = self._device_bits = None
+        self._device_mask(bottom[0].shape, cuda_ops.flat(bottom[0].gpu_data()), cuda_ops.flat(top[0].mutable_gpu_data()))
+
+    def _device_mask(self, shape, x, y):
+        """``y = x * mask * scale`` on the device with a new mask (remembered for the backward)."""
+        from .dropout_cuda import advance, dropout, generator_state
+        rng = crfrnn_random.rng()
+        state = generator_state(rng)
+        if state is not None:
+            self.mask = None                        # on the device only: drawn again by the backward
+            self._device_draw = state
+            dropout(x, state, 1.0 - self.ratio, self.scale, y)
+            advance(rng, x.size)
+            return
+        from crfrnn_np import cuda_ops
+        from .copy_cuda import dropout as dropout_bits
+        bits = np.packbits(self._draw_mask(shape).reshape(-1), bitorder="little")
+        self._device_bits = cuda_ops.empty(bits.size, np.uint8)
         self._device_bits.copy_to_device(bits)
-        dropout(cuda_ops.flat(bottom[0].gpu_data()), self._device_bits, self.scale,
-                cuda_ops.flat(top[0].mutable_gpu_data()))
+        dropout_bits(x, self._device_bits, self.scale, y)
 
     def backward_gpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         from crfrnn_np import cuda_ops
-        from .copy_cuda import dropout
+        dy, dx = cuda_ops.flat(top[0].gpu_diff()), cuda_ops.flat(bottom[0].mutable_gpu_diff())
         if self.phase != "TRAIN":
             if top[0] is not bottom[0]:
-                cuda_ops.copy(top[0].gpu_diff(), bottom[0].mutable_gpu_diff())
-            return
-        dropout(cuda_ops.flat(top[0].gpu_diff()), self._device_bits, self.scale,
-                cuda_ops.flat(bottom[0].mutable_gpu_diff()))
+                cuda_ops.copy(dy, dx)
+        elif self._device_draw is not None:
+            from .dropout_cuda import dropout
+            dropout(dy, self._device_draw, 1.0 - self.ratio, self.scale, dx)
+        else:
+            from .copy_cuda import dropout as dropout_bits
+            dropout_bits(dy, self._device_bits, self.scale, dx)

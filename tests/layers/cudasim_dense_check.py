@@ -46,6 +46,8 @@ GROUPS = {
                                  ("x", 2, 3, 2, 3)), "TEST"),
         ("dropout train", _net('layer { name: "d" type: "Dropout" bottom: "x" top: "y" '
                                'dropout_param { dropout_ratio: 0.3 } }', ("x", 2, 3, 4, 5)), "TRAIN"),
+        ("dropout train MT19937 (host mask)", _net('layer { name: "d" type: "Dropout" bottom: "x" top: "y" }',
+                                                   ("x", 2, 3, 4, 5)), "TRAIN", np.random.MT19937),
         ("dropout test", _net('layer { name: "d" type: "Dropout" bottom: "x" top: "y" }', ("x", 2, 3, 4, 5)),
          "TEST"),
     ],
@@ -110,9 +112,10 @@ GROUPS = {
 }
 
 
-def run_both(text, phase, dtype, seed=7):
-    """Forward and backward of ``text`` on cpu and cuda with the same inputs, parameters and random stream;
-    returns ``{backend: [arrays]}`` (outputs, input diffs, parameter diffs)."""
+def run_both(text, phase, dtype, seed=7, bit_generator=None):
+    """Forward and backward of ``text`` on cpu and cuda with the same inputs, parameters and random stream (the
+    engine's PCG64, or a generator on ``bit_generator``); returns ``{backend: [arrays]}`` (outputs, input diffs,
+    parameter diffs, and the next three draws of the engine's stream)."""
     from crfrnn_np import Net, proto
     from crfrnn_np import random as crfrnn_random
     rng = np.random.default_rng(seed)
@@ -134,6 +137,8 @@ def run_both(text, phase, dtype, seed=7):
             for blob, value in zip(blobs, params[name]):
                 blob.data[...] = value
         crfrnn_random.set_seed(seed)
+        if bit_generator is not None:
+            crfrnn_random._rng = np.random.Generator(bit_generator(seed))
         # copies: a layer in place on a view of an input (Reshape, then TanH in place) writes the array it was given
         out = {k: np.array(v) for k, v in net.forward(**{k: v.copy() for k, v in inputs.items()}).items()}
         if grads is None:
@@ -141,7 +146,9 @@ def run_both(text, phase, dtype, seed=7):
                      if not any(w for w in _loss_weights(net, k))}
         diffs = net.backward(**{k: v.copy() for k, v in grads.items()}) if net.layer_need_backward and any(net.layer_need_backward) else {}
         results[backend] = ([out[k] for k in sorted(out)] + [np.array(diffs[k]) for k in sorted(diffs)]
-                            + [b.cpu_diff().copy() for bs in net.params.values() for b in bs])
+                            + [b.cpu_diff().copy() for bs in net.params.values() for b in bs]
+                            + [crfrnn_random.rng().random(3)])
+    crfrnn_random.set_seed(seed)
     return results
 
 
@@ -155,9 +162,9 @@ def _loss_weights(net, blob_name):
 def check_group(group):
     from crfrnn_np.cuda_kernel import recording, undeclared
     with recording() as launches:
-        for title, text, phase in GROUPS[group]:
+        for title, text, phase, *bit_generator in GROUPS[group]:
             for dtype in ("float32", "float64"):
-                res = run_both(text, phase, dtype)
+                res = run_both(text, phase, dtype, bit_generator=(bit_generator or [None])[0])
                 tol = 2e-5 if dtype == "float32" else 1e-12
                 for a, b in zip(res["cuda"], res["cpu"]):
                     if title.startswith("dropout"):     # the same mask and the same product: bit for bit
@@ -220,6 +227,20 @@ def check_net(dtype):
     return counts
 
 
+def dropout_transfers():
+    """A TRAIN Dropout forward on the device moves its input in and its output back, no mask."""
+    from crfrnn_np import Net, proto
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine"))
+    from cudasim_net import counting_transfers
+    text = next(case[1] for case in GROUPS["copy"] if case[0] == "dropout train")
+    net = Net(proto.parse(text), backend="cuda", phase="TRAIN")
+    x = np.ones((2, 3, 4, 5), np.float32)
+    with counting_transfers() as counts:
+        net.forward(x=x)
+    assert counts == {"to_device": 1, "to_host": 1}, counts
+    print("dropout train transfers:", counts)
+
+
 def bad_label():
     """A label outside 0..C-1 raises from the device loss (naming it), and gives NaN device accuracy."""
     from crfrnn_np import Net, NetError, proto
@@ -273,6 +294,8 @@ def main(argv):
         check_group(group)
         if group == "loss":
             bad_label()
+        if group == "copy":
+            dropout_transfers()
         print("cudasim %s OK" % group)
     return 0
 

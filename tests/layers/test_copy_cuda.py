@@ -29,10 +29,13 @@ def run_group(group):
 @pytest.mark.cudasim
 def test_copy_layers_on_the_device_equal_cpu():
     out = run_group("copy")
-    for title in ("crop 4-D", "crop 3-D", "crop 5-D", "crop 5-D leading axis (host)", "concat", "reshape flatten", "dropout train", "dropout test"):
+    for title in ("crop 4-D", "crop 3-D", "crop 5-D", "crop 5-D leading axis (host)", "concat", "reshape flatten", "dropout train",
+                  "dropout train MT19937 (host mask)", "dropout test"):
         for dtype in ("float32", "float64"):
             assert "%s %s: cuda == cpu" % (title, dtype) in out
-    assert "copy_block_kernel" in out and "dropout_kernel" in out
+    assert "dropout train transfers: {'to_device': 1, 'to_host': 1}" in out
+    for kernel in ("copy_block_kernel", "dropout_draw_kernel", "dropout_kernel"):
+        assert kernel in out
 
 
 def test_crop_as_4d():
