@@ -20,6 +20,11 @@ groups. Deconvolution calls the same three with the roles swapped (see deconv.py
 problems are lifted to 2-D, as on the host); the layers run 3-D and higher on the host.
 
 ``geo`` is the tuple ``(C, H, W, O, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, G)``.
+
+Cost to know: backward_data (and so Deconvolution's forward) runs its inner dimension over every tap, of which
+only one in ``sh * sw`` meets an output position for a given pixel; the others load zeros. For the stride-8
+``upscore`` of FCN-8s that is 64 times the useful work (a split of the pixels by their phase modulo the stride
+would remove it).
 """
 from numba import cuda, types
 
