@@ -121,6 +121,18 @@ def _slice_kernel(buf, vertex, weights, alpha, out):
     out[k, i] = acc
 
 
+@gpu_kernel(lambda f: [(f[:, ::1], f[::1], f[:, ::1])])
+def _scale_columns_kernel(values, scale, out):
+    """Thread t = k*N + i: ``out[k, i] = values[k, i] scale[i]`` (``out`` may be ``values``)."""
+    t = cuda.grid(1)
+    n = values.shape[1]
+    if t >= n * values.shape[0]:
+        return
+    k = t // n
+    i = t - k * n
+    out[k, i] = values[k, i] * scale[i]
+
+
 class CudaLattice:
     """The facade's ``"cuda"`` backend.
 
@@ -156,20 +168,35 @@ class CudaLattice:
                               for name, arr in host.items() if isinstance(arr, np.ndarray)}
         self.num_points = n
         self.dim = d
+        self._buffers = {}
 
     @property
     def nbytes(self):
         """Bytes of device memory held by the lattice arrays."""
         return sum(a.nbytes for a in self.device_arrays.values())
 
-    def filter_device(self, values, reverse=False):
-        """Filter a (C, N) device array; returns a new (C, N) device array of the same dtype."""
+    def _scratch(self, c, dtype):
+        """The (M + 1, C) splat/blur buffers and a (C, N) pre-scale buffer for C channels of ``dtype``, made
+        once per lattice and kept (the 2T filter calls of a forward and the backward allocate nothing)."""
+        key = (c, np.dtype(dtype).str)
+        if key not in self._buffers:
+            m = self.num_vertices
+            self._buffers[key] = (cuda.device_array((m + 1, c), dtype), cuda.device_array((m + 1, c), dtype),
+                                  cuda.device_array((c, self.num_points), dtype))
+        return self._buffers[key]
+
+    def filter_device(self, values, reverse=False, scale=None, out=None):
+        """Filter a (C, N) device array: ``D K x`` (``K^T D x`` when ``reverse``) with ``D = diag(scale)``
+        (identity without ``scale``, a (N,) device array of the values' dtype). Writes ``out`` (a (C, N)
+        device array, not ``values``) or returns a new one."""
         arrays = self.device_arrays
         dtype = np.dtype(values.dtype)
         c = values.shape[0]
         m = self.num_vertices
-        buf = cuda.device_array((m + 1, c), dtype)
-        other = cuda.device_array((m + 1, c), dtype)
+        buf, other, scaled = self._scratch(c, dtype)
+        if scale is not None and reverse:
+            _scale_columns_kernel[_grid(c * self.num_points)](values, scale, scaled)
+            values = scaled
         grid, block = _grid(max(m, c))
         _splat_kernel[grid, block](values, arrays["splat_offsets"], arrays["splat_pixel"],
                                    arrays["splat_weight"], buf)
@@ -179,10 +206,13 @@ class CudaLattice:
         for j in axes:
             _blur_kernel[grid, block](buf, other, arrays["neighbours"], j, half)
             buf, other = other, buf
-        out = cuda.device_array((c, self.num_points), dtype)
+        if out is None:
+            out = cuda.device_array((c, self.num_points), dtype)
         grid, block = _grid(c * self.num_points)
         _slice_kernel[grid, block](buf, arrays["vertex"], arrays["weights"],
                                    dtype.type(slice_factor(self.dim)), out)
+        if scale is not None and not reverse:
+            _scale_columns_kernel[grid, block](out, scale, out)
         return out
 
     def filter(self, values, reverse=False):

@@ -23,9 +23,21 @@ layer { name: "q" type: "Softmax" bottom: "x" top: "q" }
 layer { name: "w" type: "Compatibility" bottom: "q" top: "m"
         compatibility_param { weight_filler { type: "gaussian" std: 1 } } }
 layer { name: "l" type: "UnaryAdd" bottom: "x" bottom: "m" top: "y" }"""
+#: The two normalised filters of a mean-field iteration and their sum: Q = Softmax(x), M = K_s Q + K_b Q (the
+#: image is the second input, fed the same array on both backends).
+FILTER_NET = """name: "filters" force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "image" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 }
+        shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "q" type: "Softmax" bottom: "x" top: "q" }
+layer { name: "spatial" type: "PermutohedralFilter" bottom: "q" bottom: "image" top: "s"
+        permutohedral_param { kernel: SPATIAL theta_gamma: 2 } }
+layer { name: "bilateral" type: "PermutohedralFilter" bottom: "q" bottom: "image" top: "b"
+        permutohedral_param { kernel: BILATERAL theta_alpha: 4 theta_beta: 30 } }
+layer { name: "sum" type: "Eltwise" bottom: "s" bottom: "b" top: "y" eltwise_param { coeff: 3 coeff: 5 } }"""
 #: Layer types of each net (the automatic Splits included): every one runs on the device.
 DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
-                "step": ("Softmax", "Compatibility", "Split", "UnaryAdd")}
+                "step": ("Softmax", "Compatibility", "Split", "UnaryAdd"),
+                "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise")}
 
 
 @contextlib.contextmanager
@@ -64,6 +76,9 @@ def run_small_net(dtype, text=NET):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
     g = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    feed = {"x": x}
+    if "image" in text:
+        feed["image"] = rng.uniform(-100, 100, (2, 3, 8, 8)).astype(dtype)
     results = {}
     params = None
     for backend in ("cpu", "cuda"):
@@ -75,16 +90,16 @@ def run_small_net(dtype, text=NET):
         for name, blobs in net.params.items():
             for blob, value in zip(blobs, params[name]):
                 blob.data[...] = value
-        net.forward(x=x)                                     # first pass allocates the buffers
+        net.forward(**feed)                                     # first pass allocates the buffers
         net.backward(y=g)
         net.clear_param_diffs()                              # on the device for cuda: nothing crosses
         if backend == "cuda":
             with counting_transfers() as forward_counts:
-                out = net.forward(x=x)["y"].copy()
+                out = net.forward(**feed)["y"].copy()
             with counting_transfers() as backward_counts:
                 dx = net.backward(y=g)["x"].copy()
         else:
-            out = net.forward(x=x)["y"].copy()
+            out = net.forward(**feed)["y"].copy()
             dx = net.backward(y=g)["x"].copy()
         results[backend] = [out, dx] + [b.diff.copy() for blobs in net.params.values() for b in blobs]
     tol = 1e-5 if dtype == "float32" else 1e-12
@@ -130,14 +145,16 @@ def main():
 
 
 def check_nets():
-    for text in (NET, STEP_NET):
+    for text in (NET, STEP_NET, FILTER_NET):
         for dtype in ("float32", "float64"):
             fwd, bwd = run_small_net(dtype, text)
             print("%s %s transfers: forward %s, backward %s" % (text.split('"')[1], dtype, fwd, bwd))
-            # one input in, one output back; backward: the output diff in, the input diff back (parameter
-            # diffs stay on the device until the host reads them)
+            # forward: x in (the image of the filter net is read on the host only, to build its lattice, which
+            # the cache keeps), y back; backward: y's diff in, each input's diff back (parameter diffs stay on
+            # the device until the host reads them)
+            inputs = 2 if "image" in text else 1
             assert fwd == {"to_device": 1, "to_host": 1}, fwd
-            assert bwd == {"to_device": 1, "to_host": 1}, bwd
+            assert bwd == {"to_device": 1, "to_host": inputs}, bwd
 
 
 if __name__ == "__main__":

@@ -21,13 +21,14 @@ def test_device_net_and_transfers_under_simulator():
     proc = subprocess.run([sys.executable, str(HERE / "cudasim_net.py")], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for net in ("small", "step"):
+    for net in ("small", "step", "filters"):
         for dtype in ("float32", "float64"):
             assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in proc.stdout
     assert "cudasim net OK" in proc.stdout
     for kernel in ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "tanh_backward_kernel",
                    "softmax_forward_kernel", "softmax_backward_kernel", "compatibility_kernel",
-                   "compatibility_weight_diff_kernel", "_axpby_kernel", "_scale_kernel"):
+                   "compatibility_weight_diff_kernel", "_axpby_kernel", "_scale_kernel",
+                   "_scale_columns_kernel", "_splat_kernel", "_blur_kernel", "_slice_kernel"):
         assert kernel in proc.stdout
 
 
