@@ -14,10 +14,12 @@ Build (per lattice):
 Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row:
 
 * ``_splat_kernel``: thread v gathers its pixels' weighted values into row v + 1 (no atomics);
-* ``_blur_kernel``: thread (v, k) computes ``new[v+1, k] = old[v+1, k] + 0.5 (old[n1+1, k] + old[n2+1, k])``,
-  one launch per axis, axes reversed for the transpose;
-* ``_slice_kernel``: thread (k, i) sums ``alpha w_ir buf[vertex_ir + 1, k]`` over r in order and writes
-  the channel-planar output (consecutive threads write consecutive pixels).
+* ``_blur_kernel``: thread v computes ``new[v+1, k] = old[v+1, k] + 0.5 (old[n1+1, k] + old[n2+1, k])`` for
+  every k, one launch per axis, axes reversed for the transpose;
+* ``_slice_kernel``: thread i sums ``alpha w_ir buf[vertex_ir + 1, k]`` over r in order for every k and
+  writes the channel-planar output (consecutive threads write consecutive pixels);
+* ``_scale_columns_kernel``: the normalisation ``diag(norm)``, after the slice (forward) or before the
+  splat (transpose).
 
 Block size and the per-thread scratch bound live in :mod:`crfrnn_np.config`. float32 and float64 values work
 (kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
@@ -90,47 +92,46 @@ def _splat_kernel(values, offsets, pixel, weight, buf):
 
 @gpu_kernel(lambda f: [(f[:, ::1], f[:, ::1], I32[:, :, ::1], I64, f)])
 def _blur_kernel(old, new, neighbours, j, half):
-    """Thread t = v*C + k: one blur tap along axis j; threads t < C zero row 0 of ``new``."""
-    t = cuda.grid(1)
+    """Thread v: one blur tap along axis j for vertex v, all C channels (a row of C contiguous values);
+    thread 0 also zeroes row 0 of ``new``."""
+    v = cuda.grid(1)
     c = old.shape[1]
     m = neighbours.shape[1]
-    if t < c:
-        new[0, t] = 0
-    if t >= m * c:
+    if v == 0:
+        for k in range(c):
+            new[0, k] = 0
+    if v >= m:
         return
-    v = t // c
-    k = t - v * c
-    a = old[neighbours[j, v, 0] + 1, k]
-    b = old[neighbours[j, v, 1] + 1, k]
-    new[v + 1, k] = old[v + 1, k] + half * (a + b)
+    a = neighbours[j, v, 0] + 1
+    b = neighbours[j, v, 1] + 1
+    for k in range(c):
+        new[v + 1, k] = old[v + 1, k] + half * (old[a, k] + old[b, k])
 
 
 @gpu_kernel(lambda f: [(f[:, ::1], I32[:, ::1], F32[:, ::1], f, f[:, ::1])])
 def _slice_kernel(buf, vertex, weights, alpha, out):
-    """Thread t = k*N + i: ``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]``, r in order."""
-    t = cuda.grid(1)
+    """Thread i: ``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]`` for every k, r in order
+    (consecutive threads write consecutive pixels of each channel plane)."""
+    i = cuda.grid(1)
     n = vertex.shape[0]
-    c = buf.shape[1]
-    if t >= n * c:
+    if i >= n:
         return
-    k = t // n
-    i = t - k * n
-    acc = buf[0, k]
-    for r in range(vertex.shape[1]):
-        acc += (weights[i, r] * alpha) * buf[vertex[i, r] + 1, k]
-    out[k, i] = acc
+    for k in range(buf.shape[1]):
+        acc = buf[0, k]
+        for r in range(vertex.shape[1]):
+            acc += (weights[i, r] * alpha) * buf[vertex[i, r] + 1, k]
+        out[k, i] = acc
 
 
 @gpu_kernel(lambda f: [(f[:, ::1], f[::1], f[:, ::1])])
 def _scale_columns_kernel(values, scale, out):
-    """Thread t = k*N + i: ``out[k, i] = values[k, i] scale[i]`` (``out`` may be ``values``)."""
-    t = cuda.grid(1)
-    n = values.shape[1]
-    if t >= n * values.shape[0]:
+    """Thread i: ``out[k, i] = values[k, i] scale[i]`` for every k (``out`` may be ``values``)."""
+    i = cuda.grid(1)
+    if i >= values.shape[1]:
         return
-    k = t // n
-    i = t - k * n
-    out[k, i] = values[k, i] * scale[i]
+    s = scale[i]
+    for k in range(values.shape[0]):
+        out[k, i] = values[k, i] * s
 
 
 class CudaLattice:
@@ -195,20 +196,20 @@ class CudaLattice:
         m = self.num_vertices
         buf, other, scaled = self._scratch(c, dtype)
         if scale is not None and reverse:
-            _scale_columns_kernel[_grid(c * self.num_points)](values, scale, scaled)
+            _scale_columns_kernel[_grid(self.num_points)](values, scale, scaled)
             values = scaled
         grid, block = _grid(max(m, c))
         _splat_kernel[grid, block](values, arrays["splat_offsets"], arrays["splat_pixel"],
                                    arrays["splat_weight"], buf)
         half = dtype.type(0.5)
-        grid, block = _grid(max(m * c, c))
+        grid, block = _grid(m)
         axes = range(self.dim, -1, -1) if reverse else range(self.dim + 1)
         for j in axes:
             _blur_kernel[grid, block](buf, other, arrays["neighbours"], j, half)
             buf, other = other, buf
         if out is None:
             out = cuda.device_array((c, self.num_points), dtype)
-        grid, block = _grid(c * self.num_points)
+        grid, block = _grid(self.num_points)
         _slice_kernel[grid, block](buf, arrays["vertex"], arrays["weights"],
                                    dtype.type(slice_factor(self.dim)), out)
         if scale is not None and not reverse:

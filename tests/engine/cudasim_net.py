@@ -34,10 +34,18 @@ layer { name: "spatial" type: "PermutohedralFilter" bottom: "q" bottom: "image" 
 layer { name: "bilateral" type: "PermutohedralFilter" bottom: "q" bottom: "image" top: "b"
         permutohedral_param { kernel: BILATERAL theta_alpha: 4 theta_beta: 30 } }
 layer { name: "sum" type: "Eltwise" bottom: "s" bottom: "b" top: "y" eltwise_param { coeff: 3 coeff: 5 } }"""
+#: The published CRF layer (STEPS engine on the device: every step layer above), T = 2, 3 classes.
+CRF_NET = """name: "crf" force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "image" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+        shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "crf" type: "MultiStageMeanfield" bottom: "x" bottom: "x" bottom: "image" top: "y"
+        multi_stage_meanfield_param { num_iterations: 2 theta_alpha: 4 theta_beta: 30 theta_gamma: 2
+        engine: STEPS } }"""
 #: Layer types of each net (the automatic Splits included): every one runs on the device.
 DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
                 "step": ("Softmax", "Compatibility", "Split", "UnaryAdd"),
-                "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise")}
+                "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise"),
+                "crf": ("Split", "MultiStageMeanfield")}
 
 
 @contextlib.contextmanager
@@ -74,11 +82,12 @@ def run_small_net(dtype, text=NET):
     diffs and parameter diffs agree; returns the transfer counts of the second cuda forward and backward."""
     from crfrnn_np import Net, proto
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
-    g = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    batch = 1 if text is CRF_NET else 2
+    x = rng.standard_normal((batch, 3, 8, 8)).astype(dtype)
+    g = rng.standard_normal((batch, 3, 8, 8)).astype(dtype)
     feed = {"x": x}
     if "image" in text:
-        feed["image"] = rng.uniform(-100, 100, (2, 3, 8, 8)).astype(dtype)
+        feed["image"] = rng.uniform(-100, 100, (batch, 3, 8, 8)).astype(dtype)
     results = {}
     params = None
     for backend in ("cpu", "cuda"):
@@ -90,8 +99,7 @@ def run_small_net(dtype, text=NET):
         for name, blobs in net.params.items():
             for blob, value in zip(blobs, params[name]):
                 blob.data[...] = value
-        net.forward(**feed)                                     # first pass allocates the buffers
-        net.backward(y=g)
+        net.forward(**feed)               # the first pass allocates the buffers, builds the lattices
         net.clear_param_diffs()                              # on the device for cuda: nothing crosses
         if backend == "cuda":
             with counting_transfers() as forward_counts:
@@ -144,18 +152,25 @@ def main():
     return 0
 
 
-def check_nets():
-    for text in (NET, STEP_NET, FILTER_NET):
-        for dtype in ("float32", "float64"):
-            fwd, bwd = run_small_net(dtype, text)
-            print("%s %s transfers: forward %s, backward %s" % (text.split('"')[1], dtype, fwd, bwd))
-            # forward: x in (the image of the filter net is read on the host only, to build its lattice, which
-            # the cache keeps), y back; backward: y's diff in, each input's diff back (parameter diffs stay on
-            # the device until the host reads them)
-            inputs = 2 if "image" in text else 1
-            assert fwd == {"to_device": 1, "to_host": 1}, fwd
-            assert bwd == {"to_device": 1, "to_host": inputs}, bwd
+#: Host -> device and device -> host copies of the second forward and backward of each net: one input in and
+#: one output back; the output's diff in and each input's diff back (the filter net's image gets a zero diff
+#: on the device, the CRF layer's none). The image of the filter and CRF nets is only read on the host, to
+#: build its lattice (cached: the second forward builds none). Parameter diffs stay on the device.
+TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1, 1), (1, 2)),
+             "crf": ((1, 1), (1, 1))}
 
+
+def check_nets():
+    # the simulator is slow: the filter net in float32, the CRF net (T = 2 iterations of all the step layers,
+    # the filters included) in float64
+    for text, dtypes in ((NET, ("float32", "float64")), (STEP_NET, ("float32", "float64")),
+                         (FILTER_NET, ("float32",)), (CRF_NET, ("float64",))):
+        name = text.split('"')[1]
+        for dtype in dtypes:
+            fwd, bwd = run_small_net(dtype, text)
+            print("%s %s transfers: forward %s, backward %s" % (name, dtype, fwd, bwd))
+            expected = [{"to_device": a, "to_host": b} for a, b in TRANSFERS[name]]
+            assert [fwd, bwd] == expected, (name, fwd, bwd)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,8 +21,9 @@ def test_device_net_and_transfers_under_simulator():
     proc = subprocess.run([sys.executable, str(HERE / "cudasim_net.py")], env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for net in ("small", "step", "filters"):
-        for dtype in ("float32", "float64"):
+    for net, dtypes in (("small", "float32 float64"), ("step", "float32 float64"), ("filters", "float32"),
+                        ("crf", "float64")):
+        for dtype in dtypes.split():
             assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in proc.stdout
     assert "cudasim net OK" in proc.stdout
     for kernel in ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "tanh_backward_kernel",
