@@ -334,6 +334,22 @@ class BaseConvolution(Layer):
         a = blob.diff if diff else blob.data
         return a.reshape((self.num, channels) + tuple(spatial))
 
+    # -- the cuda backend (2-D, channel axis 1; other layouts run on the host) ---------------------------
+    def _device_ok(self):
+        return self.channel_axis == 1 and self.num_spatial == 2
+
+    def _device_geometry(self):
+        return (self.pad[0], self.pad[1], self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
+                self.group)
+
+    def _device_images(self, array, channels, spatial):
+        return array.reshape((self.num, channels) + tuple(spatial))
+
+    def _device_bias_backward(self, top):
+        if self.bias_term and self.param_propagate_down[1]:
+            from .conv_cuda import bias_backward
+            bias_backward(top.gpu_diff(), self.blobs[1].mutable_gpu_diff())
+
     def _add_bias(self, top):
         if self.bias_term:
             y = top.data.reshape(self.num, self.num_output, -1)
@@ -385,3 +401,29 @@ class ConvolutionLayer(BaseConvolution):
                 dx = self._images(b, self.channels, self.in_spatial, diff=True)
                 for n in range(self.num):
                     geo.backward_data(dy[n], w2, dx[n])
+
+    def forward_gpu(self, bottom, top):
+        if not self._device_ok():
+            return self.forward_cpu(bottom, top)
+        from . import conv_cuda
+        w, geometry = self.blobs[0].gpu_data(), self._device_geometry()
+        for b, t in zip(bottom, top):
+            y = self._device_images(t.mutable_gpu_data(), self.num_output, self.out_spatial)
+            conv_cuda.forward(self._device_images(b.gpu_data(), self.channels, self.in_spatial), w, geometry, y)
+            if self.bias_term:
+                conv_cuda.add_bias(y, self.blobs[1].gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not self._device_ok():
+            return self.backward_cpu(top, propagate_down, bottom)
+        from . import conv_cuda
+        w, geometry = self.blobs[0].gpu_data(), self._device_geometry()
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            dy = self._device_images(t.gpu_diff(), self.num_output, self.out_spatial)
+            self._device_bias_backward(t)
+            if self.param_propagate_down[0]:
+                x = self._device_images(b.gpu_data(), self.channels, self.in_spatial)
+                conv_cuda.backward_weight(x, dy, geometry, self.blobs[0].mutable_gpu_diff())
+            if propagate_down[i]:
+                dx = self._device_images(b.mutable_gpu_diff(), self.channels, self.in_spatial)
+                conv_cuda.backward_data(dy, w, geometry, dx)

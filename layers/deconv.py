@@ -63,3 +63,32 @@ class DeconvolutionLayer(BaseConvolution):
                 dx = self._images(b, self.channels, self.in_spatial, diff=True)
                 for n in range(self.num):
                     geo.forward(dy[n], w2, dx[n])
+
+    # the cuda backend: the conv kernels with forward and backward-data swapped (conv view: the weight is
+    # (channels, num_output / group, KH, KW), the top plays the convolution's input)
+    def forward_gpu(self, bottom, top):
+        if not self._device_ok():
+            return self.forward_cpu(bottom, top)
+        from . import conv_cuda
+        w, geometry = self.blobs[0].gpu_data(), self._device_geometry()
+        for b, t in zip(bottom, top):
+            y = self._device_images(t.mutable_gpu_data(), self.num_output, self.out_spatial)
+            conv_cuda.backward_data(self._device_images(b.gpu_data(), self.channels, self.in_spatial), w,
+                                    geometry, y)
+            if self.bias_term:
+                conv_cuda.add_bias(y, self.blobs[1].gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not self._device_ok():
+            return self.backward_cpu(top, propagate_down, bottom)
+        from . import conv_cuda
+        w, geometry = self.blobs[0].gpu_data(), self._device_geometry()
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            dy = self._device_images(t.gpu_diff(), self.num_output, self.out_spatial)
+            self._device_bias_backward(t)
+            if self.param_propagate_down[0]:
+                x = self._device_images(b.gpu_data(), self.channels, self.in_spatial)
+                conv_cuda.backward_weight(dy, x, geometry, self.blobs[0].mutable_gpu_diff())
+            if propagate_down[i]:
+                dx = self._device_images(b.mutable_gpu_diff(), self.channels, self.in_spatial)
+                conv_cuda.forward(dy, w, geometry, dx)

@@ -249,3 +249,36 @@ class PoolingLayer(Layer):
             parallel_for(_max_backward, dx.shape[0], dy, mask, dx, grain=pieces)
         else:
             parallel_for(_ave_backward, dx.shape[0], dy, kh, kw, sh, sw, ph, pw, dx, grain=pieces)
+
+    # -- the cuda backend (MAX without a mask top, and AVE; the rest runs on the host) ------------------
+    def _device_ok(self, top):
+        return self.method == "AVE" or (self.method == "MAX" and len(top) == 1)
+
+    def _device_geometry(self):
+        return self.kernel + self.stride + self.pad
+
+    def forward_gpu(self, bottom, top):
+        if not self._device_ok(top):
+            return self.forward_cpu(bottom, top)
+        from . import pool_cuda
+        x, y = bottom[0].gpu_data(), top[0].mutable_gpu_data()
+        if self.method == "MAX":
+            shape = self._mask.shape
+            if getattr(self, "_device_mask", None) is None or self._device_mask.shape != shape:
+                from crfrnn_np import cuda_ops
+                self._device_mask = cuda_ops.empty(shape, self._mask.dtype)
+            pool_cuda.max_forward(x, self._device_geometry(), y, self._device_mask)
+        else:
+            pool_cuda.ave_forward(x, self._device_geometry(), y)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not self._device_ok(top):
+            return self.backward_cpu(top, propagate_down, bottom)
+        if not propagate_down[0]:
+            return
+        from . import pool_cuda
+        dy, dx = top[0].gpu_diff(), bottom[0].mutable_gpu_diff()
+        if self.method == "MAX":
+            pool_cuda.max_backward(dy, self._device_mask, self._device_geometry(), dx)
+        else:
+            pool_cuda.ave_backward(dy, self._device_geometry(), dx)

@@ -41,11 +41,25 @@ layer { name: "in" type: "Input" top: "x" top: "image" input_param { shape { dim
 layer { name: "crf" type: "MultiStageMeanfield" bottom: "x" bottom: "x" bottom: "image" top: "y"
         multi_stage_meanfield_param { num_iterations: 2 theta_alpha: 4 theta_beta: 30 theta_gamma: 2
         engine: STEPS } }"""
+#: The FCN layers: convolutions (bias, group, dilation), MAX and AVE pooling, a strided deconvolution.
+FCN_NET = """name: "fcn" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "c1" type: "Convolution" bottom: "x" top: "c1" convolution_param { num_output: 4 kernel_size: 3
+        pad: 1 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2" convolution_param { num_output: 4 kernel_size: 3
+        pad: 2 dilation: 2 group: 2 weight_filler { type: "gaussian" std: 0.5 } bias_term: false } }
+layer { name: "r" type: "ReLU" bottom: "c2" top: "c2" }
+layer { name: "p" type: "Pooling" bottom: "c2" top: "p" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "d" type: "Deconvolution" bottom: "p" top: "d" convolution_param { num_output: 3 kernel_size: 4
+        stride: 2 pad: 1 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "a" type: "Pooling" bottom: "d" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 1
+        pad: 1 } }"""
 #: Layer types of each net (the automatic Splits included): every one runs on the device.
 DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
                 "step": ("Softmax", "Compatibility", "Split", "UnaryAdd"),
                 "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise"),
-                "crf": ("Split", "MultiStageMeanfield")}
+                "crf": ("Split", "MultiStageMeanfield"),
+                "fcn": ("Convolution", "ReLU", "Pooling", "Deconvolution")}
 
 
 @contextlib.contextmanager
@@ -110,9 +124,10 @@ def run_small_net(dtype, text=NET):
             out = net.forward(**feed)["y"].copy()
             dx = net.backward(y=g)["x"].copy()
         results[backend] = [out, dx] + [b.diff.copy() for blobs in net.params.values() for b in blobs]
+    # relative to each array's largest magnitude: sums of products are added in another order than BLAS
     tol = 1e-5 if dtype == "float32" else 1e-12
     for a, b in zip(results["cuda"], results["cpu"]):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())))
     return forward_counts, backward_counts
 
 
@@ -157,14 +172,15 @@ def main():
 #: on the device, the CRF layer's none). The image of the filter and CRF nets is only read on the host, to
 #: build its lattice (cached: the second forward builds none). Parameter diffs stay on the device.
 TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1, 1), (1, 2)),
-             "crf": ((1, 1), (1, 1))}
+             "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1))}
 
 
 def check_nets():
     # the simulator is slow: the filter net in float32, the CRF net (T = 2 iterations of all the step layers,
     # the filters included) in float64
     for text, dtypes in ((NET, ("float32", "float64")), (STEP_NET, ("float32", "float64")),
-                         (FILTER_NET, ("float32",)), (CRF_NET, ("float64",))):
+                         (FILTER_NET, ("float32",)), (CRF_NET, ("float64",)),
+                         (FCN_NET, ("float32", "float64"))):
         name = text.split('"')[1]
         for dtype in dtypes:
             fwd, bwd = run_small_net(dtype, text)
