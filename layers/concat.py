@@ -67,3 +67,17 @@ class ConcatLayer(Layer):
                 index[self.axis] = slice(offset, offset + size)
                 np.copyto(b.diff, dy[tuple(index)])
             offset += size
+
+    def _device_view(self, blob):
+        return blob.count_range(0, self.axis), blob.count_range(self.axis + 1)
+
+    def forward_gpu(self, bottom, top):
+        from .copy_cuda import concat
+        outer, inner = self._device_view(top[0])
+        concat([(b.gpu_data(), b.shape[self.axis]) for b in bottom], top[0].mutable_gpu_data(), outer, inner)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from .copy_cuda import concat
+        outer, inner = self._device_view(top[0])
+        concat([(b.mutable_gpu_diff() if down else None, b.shape[self.axis]) for b, down in zip(bottom, propagate_down)],
+               top[0].gpu_diff(), outer, inner, to_whole=False)

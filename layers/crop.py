@@ -259,6 +259,23 @@ class CropLayer(Layer):
         if len(propagate_down) > 1 and propagate_down[1]:
             bottom[1].diff[...] = 0
 
+    # the cuda backend: 4-D blobs (others run on the host)
+    def forward_gpu(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            return self.forward_cpu(bottom, top)
+        from .copy_cuda import crop
+        crop(bottom[0].gpu_data(), self.offsets, top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if bottom[0].num_axes != 4:
+            return self.backward_cpu(top, propagate_down, bottom)
+        from crfrnn_np.cuda_ops import fill
+        from .copy_cuda import uncrop
+        if propagate_down[0]:
+            uncrop(top[0].gpu_diff(), self.offsets, bottom[0].mutable_gpu_diff())
+        if len(propagate_down) > 1 and propagate_down[1]:
+            fill(bottom[1].mutable_gpu_diff(), 0)
+
     # -- automatic offsets ---------------------------------------------------------------------------------
     def infer_offsets(self, graph, num_axes=None, required=True):
         """Compute and store the offsets from the coordinate maps of the layers behind both bottoms.

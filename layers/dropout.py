@@ -54,3 +54,28 @@ class DropoutLayer(NeuronLayer):
             np.multiply(dy, factor, out=bottom[0].diff)
         elif top[0] is not bottom[0]:
             np.copyto(bottom[0].diff, dy)
+
+    # the cuda backend: TEST is a copy on the device; TRAIN draws the mask from the same host stream as the
+    # CPU (so both backends drop the same units) and sends the factor across once per forward
+    def forward_gpu(self, bottom, top):
+        from crfrnn_np import cuda_ops
+        x = bottom[0].gpu_data()
+        if self.phase == "TRAIN":
+            from numba import cuda
+            from .copy_cuda import multiply
+            self.mask = crfrnn_random.rng().random(x.shape) < (1.0 - self.ratio)
+            self._device_factor = cuda.to_device(self.mask.astype(self.dtype) * self.dtype.type(self.scale))
+            multiply(x, self._device_factor, top[0].mutable_gpu_data())
+        elif top[0] is not bottom[0]:
+            cuda_ops.copy(x, top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from crfrnn_np import cuda_ops
+        dy = top[0].gpu_diff()
+        if self.phase == "TRAIN":
+            from .copy_cuda import multiply
+            multiply(dy, self._device_factor, bottom[0].mutable_gpu_diff())
+        elif top[0] is not bottom[0]:
+            cuda_ops.copy(dy, bottom[0].mutable_gpu_diff())

@@ -79,3 +79,23 @@ class InnerProductLayer(Layer):
         if propagate_down[0]:
             dx = bottom[0].diff.reshape(self.M, self.K)
             np.matmul(dy, self._weight_nk(self.blobs[0].data), out=dx)
+
+    def forward_gpu(self, bottom, top):
+        from . import conv_cuda, inner_product_cuda as ipc
+        y = top[0].mutable_gpu_data().reshape(self.M, self.num_output)
+        ipc.launch(ipc.ip_forward_kernel, bottom[0].gpu_data().reshape(self.M, self.K), self.blobs[0].gpu_data(),
+                   self.transpose, y)
+        if self.bias_term:
+            conv_cuda.add_bias(y.reshape(self.M, self.num_output, 1), self.blobs[1].gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from . import conv_cuda, inner_product_cuda as ipc
+        dy = top[0].gpu_diff().reshape(self.M, self.num_output)
+        if self.param_propagate_down[0]:
+            ipc.launch(ipc.ip_backward_weight_kernel, dy, bottom[0].gpu_data().reshape(self.M, self.K),
+                       self.transpose, self.blobs[0].mutable_gpu_diff())
+        if self.bias_term and self.param_propagate_down[1]:
+            conv_cuda.bias_backward(dy.reshape(self.M, self.num_output, 1), self.blobs[1].mutable_gpu_diff())
+        if propagate_down[0]:
+            ipc.launch(ipc.ip_backward_data_kernel, dy, self.blobs[0].gpu_data(), self.transpose,
+                       bottom[0].mutable_gpu_diff().reshape(self.M, self.K))

@@ -26,6 +26,16 @@ class ViewLayer(Layer):
         if propagate_down[0]:
             np.copyto(bottom[0].diff, top[0].diff.reshape(bottom[0].shape))
 
+    # the cuda backend: the top is a device copy (memory of one shape cannot be shared with another shape)
+    def forward_gpu(self, bottom, top):
+        from crfrnn_np import cuda_ops
+        cuda_ops.copy(bottom[0].gpu_data(), top[0].mutable_gpu_data())
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            from crfrnn_np import cuda_ops
+            cuda_ops.copy(top[0].gpu_diff(), bottom[0].mutable_gpu_diff())
+
 
 @register_layer("Reshape")
 class ReshapeLayer(ViewLayer):

@@ -3,6 +3,7 @@ the CPU, and the host <-> device transfers of one forward and one backward (run 
 subprocess with NUMBA_ENABLE_CUDASIM=1, set before numba is imported)."""
 import contextlib
 import os
+import re
 import sys
 
 import numpy as np
@@ -54,12 +55,27 @@ layer { name: "d" type: "Deconvolution" bottom: "p" top: "d" convolution_param {
         stride: 2 pad: 1 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 1 } } }
 layer { name: "a" type: "Pooling" bottom: "d" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 1
         pad: 1 } }"""
+#: Crop, Concat, Dropout (TEST), Flatten, Reshape and InnerProduct (plain and transposed weights).
+MISC_NET = """name: "misc" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "crop" type: "Crop" bottom: "x" bottom: "x" top: "c" crop_param { axis: 2 offset: 0 } }
+layer { name: "cat" type: "Concat" bottom: "c" bottom: "x" top: "k" }
+layer { name: "drop" type: "Dropout" bottom: "k" top: "k" }
+layer { name: "flat" type: "Flatten" bottom: "k" top: "f" }
+layer { name: "ip" type: "InnerProduct" bottom: "f" top: "i" inner_product_param { num_output: 12
+        weight_filler { type: "gaussian" std: 0.1 } bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "ip2" type: "InnerProduct" bottom: "i" top: "j" inner_product_param { num_output: 96
+        transpose: true weight_filler { type: "gaussian" std: 0.3 } bias_term: false } }
+layer { name: "shape" type: "Reshape" bottom: "j" top: "s" reshape_param { shape { dim: 2 dim: 6 dim: 4 dim: 4 } } }
+layer { name: "crop2" type: "Crop" bottom: "s" bottom: "x" top: "y" crop_param { axis: 1 offset: 2 offset: 0
+        offset: 0 } }"""
 #: Layer types of each net (the automatic Splits included): every one runs on the device.
 DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
                 "step": ("Softmax", "Compatibility", "Split", "UnaryAdd"),
                 "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise"),
                 "crf": ("Split", "MultiStageMeanfield"),
-                "fcn": ("Convolution", "ReLU", "Pooling", "Deconvolution")}
+                "fcn": ("Convolution", "ReLU", "Pooling", "Deconvolution"),
+                "misc": ("Split", "Crop", "Concat", "Dropout", "Flatten", "InnerProduct", "Reshape")}
 
 
 @contextlib.contextmanager
@@ -96,12 +112,12 @@ def run_small_net(dtype, text=NET):
     diffs and parameter diffs agree; returns the transfer counts of the second cuda forward and backward."""
     from crfrnn_np import Net, proto
     rng = np.random.default_rng(11)
-    batch = 1 if text is CRF_NET else 2
-    x = rng.standard_normal((batch, 3, 8, 8)).astype(dtype)
-    g = rng.standard_normal((batch, 3, 8, 8)).astype(dtype)
+    shape = tuple(int(d) for d in re.search(r"shape \{ dim: (\d+) dim: (\d+) dim: (\d+) dim: (\d+) \}", text).groups())
+    x = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
     feed = {"x": x}
     if "image" in text:
-        feed["image"] = rng.uniform(-100, 100, (batch, 3, 8, 8)).astype(dtype)
+        feed["image"] = rng.uniform(-100, 100, shape).astype(dtype)
     results = {}
     params = None
     for backend in ("cpu", "cuda"):
@@ -156,13 +172,16 @@ def synced_memory_rules():
 def main():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
     from crfrnn_np.cuda_kernel import recording, undeclared
+    part = sys.argv[1] if len(sys.argv) > 1 else None
     with recording() as launches:
-        check_nets()
+        for name in PARTS if part is None else [part]:
+            check_nets(name)
     bad = undeclared(launches)
     assert not bad, "launches with undeclared signatures (what runs must be what the PTX test compiles):\n" \
         + "\n".join(bad)
     print("launched:", " ".join(sorted(name.rsplit(".", 1)[-1] for name in {n for n, _ in launches})))
-    synced_memory_rules()
+    if part in (None, "layers"):
+        synced_memory_rules()
     print("cudasim net OK")
     return 0
 
@@ -172,15 +191,21 @@ def main():
 #: on the device, the CRF layer's none). The image of the filter and CRF nets is only read on the host, to
 #: build its lattice (cached: the second forward builds none). Parameter diffs stay on the device.
 TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1, 1), (1, 2)),
-             "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1))}
+             "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1)), "misc": ((1, 1), (1, 1))}
 
 
-def check_nets():
-    # the simulator is slow: the filter net in float32, the CRF net (T = 2 iterations of all the step layers,
-    # the filters included) in float64
-    for text, dtypes in ((NET, ("float32", "float64")), (STEP_NET, ("float32", "float64")),
-                         (FILTER_NET, ("float32",)), (CRF_NET, ("float64",)),
-                         (FCN_NET, ("float32", "float64"))):
+#: The nets each part of the check runs, with their dtypes (the simulator is slow: the filter net in float32,
+#: the CRF net, T = 2 iterations of all the step layers and the filters, in float64); the test runs the two
+#: parts as two subprocesses, which pytest-xdist can run side by side.
+PARTS = {
+    "layers": ((NET, ("float32", "float64")), (STEP_NET, ("float32", "float64")), (FCN_NET, ("float32", "float64")),
+               (MISC_NET, ("float32", "float64"))),
+    "crf": ((FILTER_NET, ("float32",)), (CRF_NET, ("float64",))),
+}
+
+
+def check_nets(part):
+    for text, dtypes in PARTS[part]:
         name = text.split('"')[1]
         for dtype in dtypes:
             fwd, bwd = run_small_net(dtype, text)

@@ -15,22 +15,47 @@ from crfrnn_np.blob import Blob
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-@pytest.mark.cudasim
-def test_device_net_and_transfers_under_simulator():
+def _run(part):
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, str(HERE / "cudasim_net.py")], env=env, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, str(HERE / "cudasim_net.py"), part], env=env, capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for net, dtypes in (("small", "float32 float64"), ("step", "float32 float64"), ("filters", "float32"),
-                        ("crf", "float64")):
-        for dtype in dtypes.split():
-            assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in proc.stdout
     assert "cudasim net OK" in proc.stdout
-    for kernel in ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "tanh_backward_kernel",
-                   "softmax_forward_kernel", "softmax_backward_kernel", "compatibility_kernel",
-                   "compatibility_weight_diff_kernel", "_axpby_kernel", "_scale_kernel",
-                   "_scale_columns_kernel", "_splat_kernel", "_blur_kernel", "_slice_kernel"):
-        assert kernel in proc.stdout
+    return proc.stdout
+
+
+def _check(out, nets, kernels):
+    for net, dtypes in nets:
+        for dtype in dtypes.split():
+            assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in out
+    launched = out.split("launched:")[1].split()
+    for kernel in kernels:
+        assert kernel in launched, kernel
+
+
+@pytest.mark.cudasim
+def test_device_layers_and_transfers_under_simulator():
+    """Element-wise, mean-field step, FCN (convolutions, pooling, deconvolution) and copy/product layers; the
+    SyncedMemory rule."""
+    out = _run("layers")
+    _check(out, (("small", "float32 float64"), ("step", "float32 float64"), ("fcn", "float32 float64"),
+                 ("misc", "float32 float64")),
+           ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "tanh_backward_kernel",
+            "softmax_forward_kernel", "softmax_backward_kernel", "compatibility_kernel",
+            "compatibility_weight_diff_kernel", "_axpby_kernel", "_scale_kernel", "conv_forward_kernel",
+            "conv_backward_data_kernel", "conv_backward_weight_kernel", "bias_add_kernel", "bias_backward_kernel",
+            "max_forward_kernel", "max_backward_kernel", "ave_forward_kernel", "ave_backward_kernel",
+            "crop_kernel", "concat_kernel", "ip_forward_kernel", "ip_backward_data_kernel",
+            "ip_backward_weight_kernel"))
+
+
+@pytest.mark.cudasim
+def test_device_crf_and_transfers_under_simulator():
+    """The two permutohedral filters and the MultiStageMeanfield layer (STEPS engine) on the device."""
+    out = _run("crf")
+    _check(out, (("filters", "float32"), ("crf", "float64")),
+           ("_embed_kernel", "_splat_kernel", "_blur_kernel", "_slice_kernel", "_scale_columns_kernel",
+            "softmax_forward_kernel", "compatibility_kernel", "_axpby_kernel", "_copy_kernel"))
 
 
 def test_host_blob_never_touches_the_device():
