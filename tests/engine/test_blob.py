@@ -70,3 +70,29 @@ def test_host_blob_never_touches_the_device():
     assert other.data[0, 0] == 1.0
     blob.release()
     assert not blob.has_data()
+
+
+def test_every_layer_of_the_deploy_net_has_a_device_path():
+    """Device-resident blobs only pay off when no layer falls back to the host: every layer of the shipped
+    deploy net has forward_gpu/backward_gpu for the parameters it uses (MultiStageMeanfield runs its STEPS
+    sub-net, whose step layers have them; Input has nothing to do)."""
+    import crfrnn_np.layers  # noqa: F401  (registers every layer type)
+    from crfrnn_np import models, proto
+    from crfrnn_np.layer import layer_class
+    from crfrnn_np.layers.multi_stage_meanfield import resolve_engine
+    param = proto.read_net(models.resolve("crfrnn_deploy"))
+    types = set()
+    for lp in param.layer:
+        types.add(lp.type)
+        cls = layer_class(lp.type)
+        if lp.type == "MultiStageMeanfield":
+            assert resolve_engine(lp, "cuda") == "STEPS"
+            for step in ("Softmax", "PermutohedralFilter", "Compatibility", "Eltwise", "UnaryAdd", "Split"):
+                assert hasattr(layer_class(step), "forward_gpu") and hasattr(layer_class(step), "backward_gpu")
+        elif lp.type != "Input":
+            assert hasattr(cls, "forward_gpu") and hasattr(cls, "backward_gpu"), lp.type
+        if lp.type == "Eltwise":
+            assert lp.eltwise_param.operation == "SUM"             # PROD and MAX run on the host
+        if lp.type == "Pooling":
+            assert len(lp.top) == 1                                # a mask top runs on the host
+    assert {"Convolution", "Deconvolution", "Pooling", "Crop", "Dropout", "MultiStageMeanfield"} <= types
