@@ -52,7 +52,7 @@ class AccuracyLayer(Layer):
 
     def forward_cpu(self, bottom, top):
         s = bottom[0].data.reshape(self.outer, self.channels, self.inner)
-        labels = bottom[1].data.reshape(self.outer, self.inner).astype(np.int64)
+        labels = bottom[1].cpu_data().reshape(self.outer, self.inner).astype(np.int64)
         valid = np.ones(labels.shape, bool) if self.ignore_label is None else labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.channels))
         if bad.any():
@@ -72,6 +72,30 @@ class AccuracyLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         if any(propagate_down):
             raise self.error("Accuracy has no backward (a gradient was requested for its bottoms)")
+
+    def forward_gpu(self, bottom, top):
+        """The cuda backend (one top; the per-class top runs on the host): scores stay on the device, the
+        labels are checked on the host, the accuracy crosses back as the output."""
+        if len(top) > 1:
+            return self.forward_cpu(bottom, top)
+        from crfrnn_np import cuda_ops
+        from . import loss_cuda
+        labels = bottom[1].cpu_data().reshape(self.outer, self.inner).astype(np.int64)
+        valid = np.ones(labels.shape, bool) if self.ignore_label is None else labels != self.ignore_label
+        bad = valid & ((labels < 0) | (labels >= self.channels))
+        if bad.any():
+            raise self.error("label %d in bottom '%s' is outside 0..%d"
+                             % (labels[bad][0], bottom[1].name, self.channels - 1))
+        if getattr(self, "_device_scratch", None) is None or self._device_scratch.shape != labels.shape:
+            self._device_scratch = cuda_ops.empty(labels.shape, "f8")
+        scores = bottom[0].gpu_data().reshape(self.outer, self.channels, self.inner)
+        correct = loss_cuda.correct_count(scores, bottom[1].gpu_data().reshape(self.outer, self.inner), self,
+                                          self._device_scratch)
+        counted = int(valid.sum())
+        top[0].data[...] = correct / counted if counted else 0.0
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        self.backward_cpu(top, propagate_down, bottom)
 
     def allow_force_backward(self, bottom_index):
         return False

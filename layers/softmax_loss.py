@@ -97,7 +97,7 @@ class SoftmaxWithLossLayer(Layer):
 
     def _labels(self, labels_blob):
         """(outer, inner) int labels and the bool mask of valid positions; checks the range."""
-        labels = labels_blob.data.reshape(self.outer, self.inner).astype(np.int64)
+        labels = labels_blob.cpu_data().reshape(self.outer, self.inner).astype(np.int64)
         valid = np.ones(labels.shape, bool) if self.ignore_label is None else labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.channels))
         if bad.any():
@@ -128,3 +128,37 @@ class SoftmaxWithLossLayer(Layer):
         g *= valid[:, None, :]
         g *= self.dtype.type(float(top[0].diff.flat[0]) / self.normalizer)
         bottom[0].diff[...] = g.reshape(bottom[0].shape)
+
+    # -- the cuda backend (one top; with the probability top it runs on the host) -------------------------
+    def _device_buffers(self):
+        from crfrnn_np import cuda_ops
+        key = (self.outer, self.channels, self.inner)
+        if getattr(self, "_device_key", None) != key:
+            self._device_prob = cuda_ops.empty(key, self.dtype)
+            self._device_scratch = cuda_ops.empty((self.outer, self.inner), "f8")
+            self._device_key = key
+        return self._device_prob, self._device_scratch
+
+    def forward_gpu(self, bottom, top):
+        if len(top) > 1:
+            return self.forward_cpu(bottom, top)
+        from . import crf_cuda, loss_cuda
+        _, valid = self._labels(bottom[1])
+        prob, scratch = self._device_buffers()
+        crf_cuda.softmax(bottom[0].gpu_data(), prob, self.outer, self.channels, self.inner)
+        total = loss_cuda.sum_log_prob(prob, bottom[1].gpu_data().reshape(self.outer, self.inner), self, scratch)
+        self.normalizer = loss_normalizer(self.normalization, self.outer, self.inner, int(valid.sum()))
+        top[0].data[...] = -total / self.normalizer
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if len(top) > 1:
+            return self.backward_cpu(top, propagate_down, bottom)
+        if len(propagate_down) > 1 and propagate_down[1]:
+            raise self.error("cannot backpropagate to the label input '%s'" % bottom[1].name)
+        if not propagate_down[0]:
+            return
+        from . import loss_cuda
+        prob, _ = self._device_buffers()
+        scale = float(top[0].cpu_diff().flat[0]) / self.normalizer
+        loss_cuda.softmax_loss_backward(prob, bottom[1].gpu_data().reshape(self.outer, self.inner), self, scale,
+                                        bottom[0].mutable_gpu_diff().reshape(self.outer, self.channels, self.inner))

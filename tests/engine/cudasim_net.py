@@ -191,7 +191,44 @@ def main():
 #: on the device, the CRF layer's none). The image of the filter and CRF nets is only read on the host, to
 #: build its lattice (cached: the second forward builds none). Parameter diffs stay on the device.
 TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1, 1), (1, 2)),
-             "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1)), "misc": ((1, 1), (1, 1))}
+             "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1)), "misc": ((1, 1), (1, 1)),
+             # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
+             # host), each input's diff back (the labels' Split writes theirs, zero, as on the CPU)
+             "loss": ((2, 2), (0, 2))}
+
+
+#: SoftmaxWithLoss (with an ignored label) and Accuracy (top 2) on the device.
+LOSS_NET = """name: "loss" force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "label" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 }
+        shape { dim: 2 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" top: "loss"
+        loss_param { ignore_label: 1 } }
+layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" accuracy_param { top_k: 2 } }"""
+
+
+def run_loss_net(dtype):
+    """LOSS_NET on cuda and cpu: loss, accuracy and the scores' diff agree; returns the transfer counts of
+    the second cuda forward and of the backward."""
+    from crfrnn_np import Net, proto
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    label = rng.integers(0, 3, (2, 1, 4, 4)).astype(dtype)
+    results = {}
+    for backend in ("cpu", "cuda"):
+        net = Net(proto.parse(LOSS_NET), dtype=dtype, backend=backend)
+        assert sorted({layer.type for layer in net.layers} - {"Input"}) == ["Accuracy", "SoftmaxWithLoss", "Split"]
+        net.forward(x=x, label=label)
+        with counting_transfers() as forward_counts:
+            out = net.forward(x=x, label=label)
+            out = [float(out["loss"]), float(out["acc"])]
+        with counting_transfers() as backward_counts:
+            dx = net.backward()["x"].copy()
+        results[backend] = out, dx, forward_counts, backward_counts
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=tol)
+    np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], rtol=tol, atol=tol)
+    assert results["cpu"][0][0] > 0 and 0 < results["cpu"][0][1] <= 1
+    return results["cuda"][2], results["cuda"][3]
 
 
 #: The nets each part of the check runs, with their dtypes (the simulator is slow: the filter net in float32,
@@ -199,7 +236,7 @@ TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1
 #: parts as two subprocesses, which pytest-xdist can run side by side.
 PARTS = {
     "layers": ((NET, ("float32", "float64")), (STEP_NET, ("float32", "float64")), (FCN_NET, ("float32", "float64")),
-               (MISC_NET, ("float32", "float64"))),
+               (MISC_NET, ("float32", "float64")), (LOSS_NET, ("float32", "float64"))),
     "crf": ((FILTER_NET, ("float32",)), (CRF_NET, ("float64",))),
 }
 
@@ -208,7 +245,7 @@ def check_nets(part):
     for text, dtypes in PARTS[part]:
         name = text.split('"')[1]
         for dtype in dtypes:
-            fwd, bwd = run_small_net(dtype, text)
+            fwd, bwd = run_loss_net(dtype) if text is LOSS_NET else run_small_net(dtype, text)
             print("%s %s transfers: forward %s, backward %s" % (name, dtype, fwd, bwd))
             expected = [{"to_device": a, "to_host": b} for a, b in TRANSFERS[name]]
             assert [fwd, bwd] == expected, (name, fwd, bwd)

@@ -24,10 +24,12 @@ def _run(part):
     return proc.stdout
 
 
-def _check(out, nets, kernels):
+def _check(out, nets, kernels, lines=()):
     for net, dtypes in nets:
         for dtype in dtypes.split():
             assert "%s %s transfers: forward {'to_device': 1, 'to_host': 1}" % (net, dtype) in out
+    for line in lines:
+        assert line in out
     launched = out.split("launched:")[1].split()
     for kernel in kernels:
         assert kernel in launched, kernel
@@ -35,8 +37,8 @@ def _check(out, nets, kernels):
 
 @pytest.mark.cudasim
 def test_device_layers_and_transfers_under_simulator():
-    """Element-wise, mean-field step, FCN (convolutions, pooling, deconvolution) and copy/product layers; the
-    SyncedMemory rule."""
+    """Element-wise, mean-field step, FCN (convolutions, pooling, deconvolution), copy/product and loss layers;
+    the SyncedMemory rule."""
     out = _run("layers")
     _check(out, (("small", "float32 float64"), ("step", "float32 float64"), ("fcn", "float32 float64"),
                  ("misc", "float32 float64")),
@@ -46,7 +48,10 @@ def test_device_layers_and_transfers_under_simulator():
             "conv_backward_data_kernel", "conv_backward_weight_kernel", "bias_add_kernel", "bias_backward_kernel",
             "max_forward_kernel", "max_backward_kernel", "ave_forward_kernel", "ave_backward_kernel",
             "crop_kernel", "concat_kernel", "ip_forward_kernel", "ip_backward_data_kernel",
-            "ip_backward_weight_kernel"))
+            "ip_backward_weight_kernel", "log_prob_kernel", "sum_kernel", "softmax_loss_backward_kernel",
+            "accuracy_kernel"),
+           ["loss %s transfers: forward {'to_device': 2, 'to_host': 2}, backward {'to_device': 0, 'to_host': 2}" % d
+            for d in ("float32", "float64")])
 
 
 @pytest.mark.cudasim
