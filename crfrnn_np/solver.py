@@ -479,12 +479,51 @@ class Solver:
             self.log("Iteration %d, lr = %s" % (self.iter, _fmt(rate)))
         self.clip_gradients()
         params = self.net.learnable_params
+        if self._device_update_ok():
+            for i in range(len(params)):
+                self._device_update(i, rate)
+            return
         for i in range(len(params)):
             self.normalize(i)
             self.regularize(i)
             self.compute_update_value(i, rate)
         for b in params:
             np.subtract(b.data, b.diff, out=b.data)
+
+    # -- the update on the device (cuda backend) -------------------------------------------------------------
+    #: Name of the rule's device kernel in :mod:`crfrnn_np.solver_cuda`, or None (the update runs on the host).
+    device_rule = None
+
+    def _device_update_ok(self):
+        from .blob import Blob
+        return (self.net.backend == "cuda" and self.device_rule is not None and self.param.clip_gradients < 0
+                and (self.param.regularization_type == "L2" or not self.param.weight_decay)
+                and all(type(b) is Blob for b in self.net.learnable_params))
+
+    def _device_history(self, i):
+        """Parameter ``i``'s history buffer as a SyncedMemory over the host array of :attr:`history` (which it
+        updates in place when synced back, before a snapshot)."""
+        from .synced_memory import SyncedMemory
+        if getattr(self, "_history_memory", None) is None:
+            self._history_memory = []
+            for h in self.history:
+                memory = SyncedMemory(h.shape, h.dtype)
+                memory.set_cpu(h)
+                self._history_memory.append(memory)
+        return self._history_memory[i]
+
+    def _sync_history(self):
+        """Bring the device's history back into :attr:`history` (the snapshot writes those arrays)."""
+        for memory in getattr(self, "_history_memory", None) or ():
+            memory.cpu()
+
+    def _device_update(self, i, rate):
+        from . import solver_cuda
+        b = self.net.learnable_params[i]
+        decay = self.param.weight_decay * float(self.net.params_weight_decay[i])
+        getattr(solver_cuda, self.device_rule)(b.mutable_gpu_data(), b.mutable_gpu_diff(),
+                                               self._device_history(i).mutable_gpu(), self.param.iter_size,
+                                               decay, self._local_rate(i, rate), *self.hyper_parameters())
 
     def _hist(self, i, k=0):
         return self.history[k * len(self.net.learnable_params) + i]
@@ -524,6 +563,7 @@ class Solver:
         solver_state.atomic_write(model, lambda tmp: self._save_net(tmp, diff), keep_suffix=".h5" if hdf5 else "")
         state = self.snapshot_filename(".solverstate.h5" if hdf5 else ".solverstate")
         self.log("Snapshotting solver state to %s file %s" % (what, state))
+        self._sync_history()
         solver_state.write_state(state, self.iter, model, self.history, self.current_step, hdf5)
         solver_state.write_sidecar(state, self._resume_state())
         return model, state
@@ -569,6 +609,7 @@ class Solver:
                                   % (path, k, " ".join(map(str, shape)), name,
                                      " ".join(map(str, target.shape))))
             target[...] = values.reshape(target.shape)
+        self._history_memory = None          # the device copies (cuda backend) are made again from these
         self.iter = st["iter"]
         self.current_step = st["current_step"]
         side = solver_state.read_sidecar(path)
@@ -592,6 +633,7 @@ class SGDSolver(Solver):
     """Stochastic gradient descent with momentum."""
 
     rule = staticmethod(update_rules.sgd)
+    device_rule = "sgd"
 
     def hyper_parameters(self):
         return (self.param.momentum,)
