@@ -75,7 +75,8 @@ DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryA
                 "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise"),
                 "crf": ("Split", "MultiStageMeanfield"),
                 "fcn": ("Convolution", "ReLU", "Pooling", "Deconvolution"),
-                "misc": ("Split", "Crop", "Concat", "Dropout", "Flatten", "InnerProduct", "Reshape")}
+                "misc": ("Split", "Crop", "Concat", "Dropout", "Flatten", "InnerProduct", "Reshape"),
+                "eltwise": ("TanH", "Sigmoid", "Split", "Eltwise")}
 
 
 @contextlib.contextmanager
@@ -192,10 +193,21 @@ def main():
 #: build its lattice (cached: the second forward builds none). Parameter diffs stay on the device.
 TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1, 1), (1, 2)),
              "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1)), "misc": ((1, 1), (1, 1)),
+             "eltwise": ((1, 1), (1, 1)),
              # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
              # host), each input's diff back (the labels' Split writes theirs, zero, as on the CPU)
              "loss": ((2, 2), (0, 2))}
 
+
+#: Eltwise PROD (both gradient forms) and MAX (three bottoms).
+ELTWISE_NET = """name: "eltwise" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "a" type: "TanH" bottom: "x" top: "a" }
+layer { name: "b" type: "Sigmoid" bottom: "x" top: "b" }
+layer { name: "p" type: "Eltwise" bottom: "a" bottom: "b" bottom: "x" top: "p" eltwise_param { operation: PROD } }
+layer { name: "q" type: "Eltwise" bottom: "p" bottom: "b" top: "q"
+        eltwise_param { operation: PROD stable_prod_grad: false } }
+layer { name: "y" type: "Eltwise" bottom: "q" bottom: "a" bottom: "x" top: "y" eltwise_param { operation: MAX } }"""
 
 #: SoftmaxWithLoss (with an ignored label) and Accuracy (top 2) on the device.
 LOSS_NET = """name: "loss" force_backward: true
@@ -236,7 +248,8 @@ def run_loss_net(dtype):
 #: parts as two subprocesses, which pytest-xdist can run side by side.
 PARTS = {
     "layers": ((NET, ("float32", "float64")), (STEP_NET, ("float32", "float64")), (FCN_NET, ("float32", "float64")),
-               (MISC_NET, ("float32", "float64")), (LOSS_NET, ("float32", "float64"))),
+               (MISC_NET, ("float32", "float64")), (ELTWISE_NET, ("float32", "float64")),
+               (LOSS_NET, ("float32", "float64"))),
     "crf": ((FILTER_NET, ("float32",)), (CRF_NET, ("float64",))),
 }
 

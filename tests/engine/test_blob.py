@@ -41,7 +41,7 @@ def test_device_layers_and_transfers_under_simulator():
     the SyncedMemory rule."""
     out = _run("layers")
     _check(out, (("small", "float32 float64"), ("step", "float32 float64"), ("fcn", "float32 float64"),
-                 ("misc", "float32 float64")),
+                 ("misc", "float32 float64"), ("eltwise", "float32 float64")),
            ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "tanh_backward_kernel",
             "softmax_forward_kernel", "softmax_backward_kernel", "compatibility_kernel",
             "compatibility_weight_diff_kernel", "_axpby_kernel", "_scale_kernel", "conv_forward_kernel",
@@ -49,7 +49,8 @@ def test_device_layers_and_transfers_under_simulator():
             "max_forward_kernel", "max_backward_kernel", "ave_forward_kernel", "ave_backward_kernel",
             "crop_kernel", "concat_kernel", "ip_forward_kernel", "ip_backward_data_kernel",
             "ip_backward_weight_kernel", "log_prob_kernel", "sum_kernel", "softmax_loss_backward_kernel",
-            "accuracy_kernel"),
+            "accuracy_kernel", "multiply_kernel", "divide_kernel", "eltwise_max_first_kernel", "eltwise_max_next_kernel",
+            "eltwise_max_backward_kernel"),
            ["loss %s transfers: forward {'to_device': 2, 'to_host': 2}, backward {'to_device': 0, 'to_host': 2}" % d
             for d in ("float32", "float64")])
 
@@ -96,8 +97,6 @@ def test_every_layer_of_the_deploy_net_has_a_device_path():
                 assert hasattr(layer_class(step), "forward_gpu") and hasattr(layer_class(step), "backward_gpu")
         elif lp.type != "Input":
             assert hasattr(cls, "forward_gpu") and hasattr(cls, "backward_gpu"), lp.type
-        if lp.type == "Eltwise":
-            assert lp.eltwise_param.operation == "SUM"             # PROD and MAX run on the host
         if lp.type == "Pooling":
             assert len(lp.top) == 1                                # a mask top runs on the host
     assert {"Convolution", "Deconvolution", "Pooling", "Crop", "Dropout", "MultiStageMeanfield"} <= types
