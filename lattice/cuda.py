@@ -24,6 +24,8 @@ Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row
 Block size and the per-thread scratch bound live in :mod:`crfrnn_np.config`. float32 and float64 values work
 (kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
 """
+import math
+
 import numpy as np
 from numba import cuda
 
@@ -32,7 +34,7 @@ from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from ..errors import ShapeError
 from ..config import MAX_DIM
 from .cpu import build_from_simplices, elevate, enclosing_simplex
-from .reference import scale_factors, slice_factor
+from .reference import slice_factor
 
 __all__ = ["CudaLattice", "cuda_available"]
 
@@ -47,9 +49,12 @@ _grid = grid_1d
 
 # Launch signatures (see crfrnn_np.cuda_kernel): lattice arithmetic is float32 whatever the values' type f;
 # counts and offsets are the int64 of build_from_simplices, vertex ids int32, Python ints int64.
-@gpu_kernel(lambda f: [(F32[::1], I64, F32[::1], F32, I32[:, ::1], I32[:, ::1], F32[:, ::1])])
-def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
-    """Thread i: point i's simplex. features (N*d,) f32; rem0, rank (N, d+1) i32; weights (N, d+1) f32."""
+@gpu_kernel(lambda f: [(F32[::1], I64, F32, I32[:, ::1], I32[:, ::1], F32[:, ::1])])
+def _embed_kernel(features, d, inv_d1, rem0, rank, weights):
+    """Thread i: point i's simplex. features (N*d,) f32; rem0, rank (N, d+1) i32; weights (N, d+1) f32.
+
+    The scale factors are computed here, with :func:`.reference.scale_factors`' float64 arithmetic and
+    float32 rounding (IEEE square root and division on the device too), so nothing is copied for them."""
     i = cuda.grid(1)
     if i >= rem0.shape[0]:
         return
@@ -59,9 +64,10 @@ def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
     r0 = cuda.local.array(_D1, np.int32)
     rk = cuda.local.array(_D1, np.int32)
     bary = cuda.local.array(_D2, np.float32)
+    inv_std_dev = np.float64(np.float32(math.sqrt(2.0 / 3.0) * (d + 1)))
     for j in range(d):
         feat[j] = features[i * d + j]
-        sc[j] = scale[j]
+        sc[j] = np.float32(1.0 / math.sqrt((j + 1.0) * (j + 2.0)) * inv_std_dev)
     elevate(feat, 0, d, sc, elevated)
     enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
     for r in range(d + 1):
@@ -134,6 +140,18 @@ def _scale_columns_kernel(values, scale, out):
         out[k, i] = values[k, i] * s
 
 
+@gpu_kernel(lambda f: [(f[:, ::1], f, f, f[::1])])
+def _norm_kernel(k1, one, eps, norm):
+    """Thread i: ``norm[i] = 1 / (k1[0, i] + eps)``, the normalisation of the filtered ones."""
+    i = cuda.grid(1)
+    if i < norm.shape[0]:
+        norm[i] = one / (k1[0, i] + eps)
+
+
+#: The lattice arrays the filter kernels read, kept on the device (the host build's ``entries`` stays there).
+_DEVICE_ARRAYS = ("vertex", "weights", "neighbours", "splat_offsets", "splat_pixel", "splat_weight")
+
+
 class CudaLattice:
     """The facade's ``"cuda"`` backend.
 
@@ -159,14 +177,14 @@ class CudaLattice:
         d_rank = cuda.device_array((n, d1), np.int32)
         d_weights = cuda.device_array((n, d1), np.float32)
         grid, block = _grid(n)
-        _embed_kernel[grid, block](cuda.to_device(features.reshape(-1)), d, cuda.to_device(scale_factors(d)),
+        _embed_kernel[grid, block](cuda.to_device(features.reshape(-1)), d,
                                    np.float32(1.0 / d1), d_rem0, d_rank, d_weights)
         # 2. hash table, neighbours and gather index on the host
         host = build_from_simplices(d_rem0.copy_to_host(), d_rank.copy_to_host(), d_weights.copy_to_host())
         # 3. resident on the device from now on
         self.num_vertices = host["num_vertices"]
-        self.device_arrays = {name: (d_weights if name == "weights" else cuda.to_device(arr))
-                              for name, arr in host.items() if isinstance(arr, np.ndarray)}
+        self.device_arrays = {name: (d_weights if name == "weights" else cuda.to_device(host[name]))
+                              for name in _DEVICE_ARRAYS}
         self.num_points = n
         self.dim = d
         self._buffers = {}
@@ -215,6 +233,17 @@ class CudaLattice:
         if scale is not None and not reverse:
             _scale_columns_kernel[grid, block](out, scale, out)
         return out
+
+    def device_norm(self, dtype, eps):
+        """``1 / (K 1 + eps)`` as a (N,) device array of ``dtype``, computed on the device (nothing crosses)."""
+        from ..cuda_ops import fill
+        t = np.dtype(dtype).type
+        ones = cuda.device_array((1, self.num_points), dtype)
+        fill(ones, 1)
+        k1 = self.filter_device(ones)
+        norm = cuda.device_array(self.num_points, dtype)
+        _norm_kernel[_grid(self.num_points)](k1, t(1), t(eps), norm)
+        return norm
 
     def filter(self, values, reverse=False):
         """``K x`` (``K^T x`` when ``reverse``) for host (C, N) float32/float64 values; returns a host array."""

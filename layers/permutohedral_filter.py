@@ -44,6 +44,8 @@ NORM_EPSILON = 1e-20
 class LatticeCache:
     """Permutohedral lattices and their normalisation factors, built once and shared.
 
+    On the ``cuda`` backend the norm of an entry is a device array, made on the device.
+
     Parameters
     ----------
     backend : {"cpu", "cuda", "reference"}
@@ -86,6 +88,10 @@ class LatticeCache:
     def _build(self, features, dtype):
         from crfrnn_np.lattice import PermutohedralLattice
         lattice = PermutohedralLattice(features, backend=self.backend)
+        if self.backend == "cuda" and lattice._impl is not None:
+            # the norm stays on the device (a device array; only the device path of the filter uses it)
+            self.builds += 1
+            return lattice, lattice._impl.device_norm(dtype, NORM_EPSILON)
         ones = np.ones((1, features.shape[0]), dtype=dtype)
         norm = 1.0 / (lattice.filter(ones)[0] + NORM_EPSILON)
         self.builds += 1
@@ -197,6 +203,9 @@ class PermutohedralFilterLayer(Layer):
                                    % (image.name, image.shape_string(), values.name, values.shape_string()))
         self.cache.reserve(n)
         top[0].reshape(values.shape)
+        if self.backend == "cuda" and self.kernel == "SPATIAL" and n and h * w:
+            # built here, once per image size, so that a forward moves nothing for it
+            self.cache.spatial(h, w, self.theta_gamma, self.dtype)
 
     def lattices(self, image):
         """``[(lattice, norm (H*W,))]`` per image of the batch (cached)."""
@@ -234,6 +243,8 @@ class PermutohedralFilterLayer(Layer):
     def _device_norm(self, norm):
         """The device copy of a lattice's norm (made once per lattice: the cache keeps the host array alive,
         and the entry holds it so its id is not reused)."""
+        if hasattr(norm, "copy_to_host"):         # made on the device by the cache (cuda backend)
+            return norm
         from numba import cuda
         entry = self._device_norms.get(id(norm)) if hasattr(self, "_device_norms") else None
         if entry is None or entry[0] is not norm:

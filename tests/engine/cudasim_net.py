@@ -110,7 +110,8 @@ def counting_transfers():
 
 def run_small_net(dtype, text=NET):
     """Forward and backward of ``text`` on cuda and cpu (the same parameters); asserts that outputs, input
-    diffs and parameter diffs agree; returns the transfer counts of the second cuda forward and backward."""
+    diffs and parameter diffs agree; returns the transfer counts of the first and second cuda forwards and of
+    the backward."""
     from crfrnn_np import Net, proto
     rng = np.random.default_rng(11)
     shape = tuple(int(d) for d in re.search(r"shape \{ dim: (\d+) dim: (\d+) dim: (\d+) dim: (\d+) \}", text).groups())
@@ -130,14 +131,16 @@ def run_small_net(dtype, text=NET):
         for name, blobs in net.params.items():
             for blob, value in zip(blobs, params[name]):
                 blob.data[...] = value
-        net.forward(**feed)               # the first pass allocates the buffers, builds the lattices
-        net.clear_param_diffs()                              # on the device for cuda: nothing crosses
+        net.params_to_device()                          # the host writes above made the host copies newer
         if backend == "cuda":
-            with counting_transfers() as forward_counts:
+            with counting_transfers() as forward_counts:         # the first forward: buffers made, lattices
+                net.forward(**feed)                              # built (the spatial one at set-up)
+            with counting_transfers() as again_counts:
                 out = net.forward(**feed)["y"].copy()
             with counting_transfers() as backward_counts:
                 dx = net.backward(y=g)["x"].copy()
         else:
+            net.forward(**feed)
             out = net.forward(**feed)["y"].copy()
             dx = net.backward(y=g)["x"].copy()
         results[backend] = [out, dx] + [b.diff.copy() for blobs in net.params.values() for b in blobs]
@@ -145,7 +148,7 @@ def run_small_net(dtype, text=NET):
     tol = 1e-5 if dtype == "float32" else 1e-12
     for a, b in zip(results["cuda"], results["cpu"]):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())))
-    return forward_counts, backward_counts
+    return forward_counts, again_counts, backward_counts
 
 
 def synced_memory_rules():
@@ -187,16 +190,18 @@ def main():
     return 0
 
 
-#: Host -> device and device -> host copies of the second forward and backward of each net: one input in and
-#: one output back; the output's diff in and each input's diff back (the filter net's image gets a zero diff
-#: on the device, the CRF layer's none). The image of the filter and CRF nets is only read on the host, to
-#: build its lattice (cached: the second forward builds none). Parameter diffs stay on the device.
-TRANSFERS = {"small": ((1, 1), (1, 1)), "step": ((1, 1), (1, 1)), "filters": ((1, 1), (1, 2)),
-             "crf": ((1, 1), (1, 1)), "fcn": ((1, 1), (1, 1)), "misc": ((1, 1), (1, 1)),
-             "eltwise": ((1, 1), (1, 1)),
+#: Host -> device and device -> host copies (to_device, to_host) of each net's first forward, a second forward
+#: on the same inputs, and the backward. Forward: one input in, one output back (parameters went to the device
+#: when the net was made, the spatial lattice at set-up). Backward: the output's diff in, each input's diff
+#: back (the filter net's image gets a zero diff on the device, the CRF layer's none). The first forward of
+#: the filter and CRF nets also builds a bilateral lattice per image, half of it on the host: per image the
+#: features and 5 lattice arrays go across, 3 simplex arrays come back; the second forward finds it cached.
+TRANSFERS = {"small": ((1, 1), (1, 1), (1, 1)), "step": ((1, 1), (1, 1), (1, 1)),
+             "filters": ((1 + 2 * 6, 1 + 2 * 3), (1, 1), (1, 2)), "crf": ((1 + 6, 1 + 3), (1, 1), (1, 1)),
+             "fcn": ((1, 1), (1, 1), (1, 1)), "misc": ((1, 1), (1, 1), (1, 1)), "eltwise": ((1, 1), (1, 1), (1, 1)),
              # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
              # host), each input's diff back (the labels' Split writes theirs, zero, as on the CPU)
-             "loss": ((2, 2), (0, 2))}
+             "loss": ((2, 2), (2, 2), (0, 2))}
 
 
 #: Eltwise PROD (both gradient forms) and MAX (three bottoms).
@@ -220,7 +225,7 @@ layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" accu
 
 def run_loss_net(dtype):
     """LOSS_NET on cuda and cpu: loss, accuracy and the scores' diff agree; returns the transfer counts of
-    the second cuda forward and of the backward."""
+    the first and second cuda forwards and of the backward."""
     from crfrnn_np import Net, proto
     rng = np.random.default_rng(12)
     x = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
@@ -229,18 +234,19 @@ def run_loss_net(dtype):
     for backend in ("cpu", "cuda"):
         net = Net(proto.parse(LOSS_NET), dtype=dtype, backend=backend)
         assert sorted({layer.type for layer in net.layers} - {"Input"}) == ["Accuracy", "SoftmaxWithLoss", "Split"]
-        net.forward(x=x, label=label)
         with counting_transfers() as forward_counts:
+            net.forward(x=x, label=label)
+        with counting_transfers() as again_counts:
             out = net.forward(x=x, label=label)
             out = [float(out["loss"]), float(out["acc"])]
         with counting_transfers() as backward_counts:
             dx = net.backward()["x"].copy()
-        results[backend] = out, dx, forward_counts, backward_counts
+        results[backend] = out, dx, forward_counts, again_counts, backward_counts
     tol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=tol)
     np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], rtol=tol, atol=tol)
     assert results["cpu"][0][0] > 0 and 0 < results["cpu"][0][1] <= 1
-    return results["cuda"][2], results["cuda"][3]
+    return results["cuda"][2:]
 
 
 #: The nets each part of the check runs, with their dtypes (the simulator is slow: the filter net in float32,
@@ -258,10 +264,10 @@ def check_nets(part):
     for text, dtypes in PARTS[part]:
         name = text.split('"')[1]
         for dtype in dtypes:
-            fwd, bwd = run_loss_net(dtype) if text is LOSS_NET else run_small_net(dtype, text)
-            print("%s %s transfers: forward %s, backward %s" % (name, dtype, fwd, bwd))
+            counts = run_loss_net(dtype) if text is LOSS_NET else run_small_net(dtype, text)
+            print("%s %s transfers: first forward %s, forward %s, backward %s" % ((name, dtype) + tuple(counts)))
             expected = [{"to_device": a, "to_host": b} for a, b in TRANSFERS[name]]
-            assert [fwd, bwd] == expected, (name, fwd, bwd)
+            assert list(counts) == expected, (name, counts)
 
 if __name__ == "__main__":
     sys.exit(main())
