@@ -44,8 +44,8 @@ Caches
 CUDA
 ----
 ``THREADS_PER_BLOCK``
-    CUDA block size of every lattice kernel (one thread per point, per vertex x channel or per channel x
-    pixel; 1-D grids of ``ceil(work / THREADS_PER_BLOCK)`` blocks).
+    CUDA block size of every kernel (1-D grids of ``ceil(work / THREADS_PER_BLOCK)`` blocks, one thread per
+    output element, point, vertex or pixel; a launch with less work gets a smaller block of whole warps).
 ``MAX_DIM``
     Largest feature dimension d of the CUDA lattice: per-thread scratch (``cuda.local.array``) needs a
     compile-time size. The CPU and reference lattices have no limit.

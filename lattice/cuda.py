@@ -2,16 +2,18 @@ r"""numba.cuda kernels for the permutohedral lattice, with the lattice arrays re
 
 Build (per lattice):
 
-1. ``_embed_kernel`` on the device, one thread per point: elevation, enclosing simplex and barycentric
-   weights by the *same* ``numba.njit`` helpers the CPU build uses (:func:`.cpu.elevate`,
+1. ``_embed_kernel`` on the device, one thread per point: scale factors, elevation, enclosing simplex and
+   barycentric weights by the *same* ``numba.njit`` helpers the CPU build uses (:func:`.cpu.elevate`,
    :func:`.cpu.enclosing_simplex`, hence :func:`.cpu.round_half_even`); numba compiles them for the CUDA
    target when the kernel calls them.
 2. On the host: the hash table, blur neighbours and the vertex -> (pixel, weight) gather index
    (:func:`.cpu.build_from_simplices`). The path to a device build is the C++ GPU variant's: a lock-free
    table with atomic compare-and-swap on the keys ``rem0``/``rank`` already computed on the device.
-3. The lattice arrays are copied to the device once and kept there for every filter call.
+3. The arrays the filter reads are copied to the device once and kept there for every filter call; the
+   normalisation ``1 / (K 1 + eps)`` is computed there (:meth:`CudaLattice.device_norm`).
 
-Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row:
+Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row, made once per lattice and
+channel count:
 
 * ``_splat_kernel``: thread v gathers its pixels' weighted values into row v + 1 (no atomics);
 * ``_blur_kernel``: thread v computes ``new[v+1, k] = old[v+1, k] + 0.5 (old[n1+1, k] + old[n2+1, k])`` for
@@ -22,7 +24,8 @@ Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row
   splat (transpose).
 
 Block size and the per-thread scratch bound live in :mod:`crfrnn_np.config`. float32 and float64 values work
-(kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
+(kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere. Every kernel is
+declared with its launch signatures (:mod:`crfrnn_np.cuda_kernel`) and compiled to PTX in the tests.
 """
 import math
 
