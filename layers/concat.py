@@ -79,5 +79,6 @@ class ConcatLayer(Layer):
     def backward_gpu(self, top, propagate_down, bottom):
         from .copy_cuda import concat
         outer, inner = self._device_view(top[0])
-        concat([(b.mutable_gpu_diff() if down else None, b.shape[self.axis]) for b, down in zip(bottom, propagate_down)],
-               top[0].gpu_diff(), outer, inner, to_whole=False)
+        parts = [(b.mutable_gpu_diff() if down else None, b.shape[self.axis])
+                 for b, down in zip(bottom, propagate_down)]
+        concat(parts, top[0].gpu_diff(), outer, inner, to_whole=False)

@@ -19,7 +19,8 @@ _ARR4 = lambda f: f[:, :, :, ::1]  # noqa: E731
 
 @gpu_kernel(lambda f: [(_ARR4(f), _ARR4(f)) + _GEOMETRY + (f, _ARR4(f))])
 def conv_forward_kernel(x, w, ph, pw, sh, sw, dh, dw, group, zero, y):
-    """Thread t over y: ``y[n, o, i, j] = sum_{c, a, b} w[o, c, a, b] x[n, g c_g + c, i sh - ph + a dh, j sw - pw + b dw]``."""
+    """Thread t over y: ``y[n, o, i, j] = sum_{c, a, b} w[o, c, a, b] x[n, g c_g + c, yy, xx]`` with
+    ``yy = i sh - ph + a dh``, ``xx = j sw - pw + b dw`` (g the group of output channel o)."""
     t = cuda.grid(1)
     n_, c_out, oh, ow = y.shape
     if t >= n_ * c_out * oh * ow:

@@ -1,7 +1,7 @@
 """Device kernels of the layers that move values without arithmetic, or with one product: Crop (4-D
 offsets), Concat (along an axis, blobs viewed as (outer, C, inner)), the element-wise product and quotient of
-Dropout and Eltwise PROD, and Eltwise MAX with its mask. One thread per element of the smaller side; the backward of Crop scatters into a zeroed
-bottom diff."""
+Dropout and Eltwise PROD, and Eltwise MAX with its mask. One thread per element of the smaller side; the
+backward of Crop scatters into a zeroed bottom diff."""
 from numba import cuda
 
 from crfrnn_np.cuda_kernel import I32, I64, gpu_kernel, grid_1d

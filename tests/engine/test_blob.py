@@ -1,7 +1,8 @@
-"""Device-resident blobs (crfrnn_np/blob.py, crfrnn_np/synced_memory.py) under the numba.cuda simulator, in a
-subprocess with NUMBA_ENABLE_CUDASIM=1: a net of device layers equals its CPU twin in float32 and float64,
-forward and backward; one forward moves one input in and one output back, one backward one diff each way;
-every kernel launch has a declared (PTX-compiled) signature; the SyncedMemory rule on a single blob. The CPU side of Blob is tested by every layer's tests."""
+"""Device-resident blobs (crfrnn_np/blob.py, crfrnn_np/synced_memory.py) under the numba.cuda simulator, in
+subprocesses with NUMBA_ENABLE_CUDASIM=1: small nets of device layers equal their CPU twins in float32 and
+float64, forward and backward; a forward moves its inputs in and its outputs back, a backward one diff each
+way; every kernel launch has a declared (PTX-compiled) signature; the SyncedMemory rule on a single blob. The
+CPU side of Blob is tested by every layer's tests."""
 import os
 import pathlib
 import subprocess
@@ -50,7 +51,8 @@ def test_device_layers_and_transfers_under_simulator():
             "max_forward_kernel", "max_backward_kernel", "ave_forward_kernel", "ave_backward_kernel",
             "crop_kernel", "concat_kernel", "ip_forward_kernel", "ip_backward_data_kernel",
             "ip_backward_weight_kernel", "log_prob_kernel", "sum_kernel", "softmax_loss_backward_kernel",
-            "accuracy_kernel", "multiply_kernel", "divide_kernel", "eltwise_max_first_kernel", "eltwise_max_next_kernel",
+            "accuracy_kernel", "multiply_kernel", "divide_kernel", "eltwise_max_first_kernel",
+            "eltwise_max_next_kernel",
             "eltwise_max_backward_kernel"),
            ["loss %s transfers: first forward {'to_device': 2, 'to_host': 2}, forward {'to_device': 2, 'to_host': 2}"
             ", backward {'to_device': 0, 'to_host': 2}" % d for d in ("float32", "float64")])
