@@ -82,6 +82,7 @@ def _nets(param, fill):
                 for name, arrays in weights.items():
                     for blob, a in zip(net.params[name], arrays):
                         blob.data[...] = a
+        net.params_to_device()             # after the host writes (nothing on the cpu backend)
         nets[backend] = net
     return nets
 
