@@ -59,7 +59,7 @@ def cuda_event_time(fn, repeat, warmup):
         fn()
         end.record()
         end.synchronize()
-        times.append(cuda.event_elapsed_time(start, end) / 1e3)
+        times.append(start.elapsed_time(end) / 1e3)
     return min(times), times
 
 
@@ -82,6 +82,7 @@ def _nets(param, fill):
                 for name, arrays in weights.items():
                     for blob, a in zip(net.params[name], arrays):
                         blob.data[...] = a
+        net.params_to_device()             # after the host writes (nothing on the cpu backend)
         nets[backend] = net
     return nets
 

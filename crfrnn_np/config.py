@@ -44,8 +44,8 @@ Caches
 CUDA
 ----
 ``THREADS_PER_BLOCK``
-    CUDA block size of every lattice kernel (one thread per point, per vertex x channel or per channel x
-    pixel; 1-D grids of ``ceil(work / THREADS_PER_BLOCK)`` blocks).
+    CUDA block size of every kernel (1-D grids of ``ceil(work / THREADS_PER_BLOCK)`` blocks, one thread per
+    output element, point, vertex or pixel; a launch with less work gets a smaller block of whole warps).
 ``GEMM_TILE``
     Side of the square tiles of the device GEMMs (InnerProduct, and Convolution/Deconvolution as implicit
     GEMMs): a block of ``GEMM_TILE`` x ``GEMM_TILE`` threads, one output element each, with one tile of each

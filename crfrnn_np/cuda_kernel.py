@@ -132,5 +132,8 @@ def undeclared(launches):
 
 
 def grid_1d(work):
-    """``(blocks, threads)`` of a 1-D launch covering ``work`` threads (at least one block)."""
-    return max(1, math.ceil(work / THREADS_PER_BLOCK)), THREADS_PER_BLOCK
+    """``(blocks, threads)`` of a 1-D launch covering ``work`` threads (at least one block): blocks of
+    ``THREADS_PER_BLOCK``, or fewer, a whole number of 32-thread warps, for less work (the simulator makes a
+    Python thread for every GPU thread, idle ones included)."""
+    threads = min(THREADS_PER_BLOCK, 32 * max(1, math.ceil(work / 32)))
+    return max(1, math.ceil(work / threads)), threads

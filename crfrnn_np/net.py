@@ -166,6 +166,7 @@ class Net:
         if weights:
             for w in ([weights] if isinstance(weights, (str, os.PathLike)) else weights):
                 self.copy_from(w)
+        self.params_to_device()
 
     # -- construction --------------------------------------------------------------------------------------
     def _build(self, layer_params, force_backward):
@@ -504,6 +505,18 @@ class Net:
         """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file."""
         from .weights import copy_trained_layers
         copy_trained_layers(self, path)
+        self.params_to_device()
+
+    def params_to_device(self):
+        """On the ``cuda`` backend, copy every parameter blob to the device now (once, after the fillers or
+        the weights wrote them on the host), so that a forward moves only its inputs and outputs. Nothing on
+        the CPU backend."""
+        if self.backend != "cuda":
+            return
+        for blobs in self.params.values():
+            for blob in blobs:
+                if type(blob) is Blob:
+                    blob.gpu_data()
 
     def save(self, path, write_diff=False):
         """Write the weights: HDF5 when ``path`` ends in ``.h5``, else a binary ``.caffemodel``."""

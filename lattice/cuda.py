@@ -2,26 +2,33 @@ r"""numba.cuda kernels for the permutohedral lattice, with the lattice arrays re
 
 Build (per lattice):
 
-1. ``_embed_kernel`` on the device, one thread per point: elevation, enclosing simplex and barycentric
-   weights by the *same* ``numba.njit`` helpers the CPU build uses (:func:`.cpu.elevate`,
+1. ``_embed_kernel`` on the device, one thread per point: scale factors, elevation, enclosing simplex and
+   barycentric weights by the *same* ``numba.njit`` helpers the CPU build uses (:func:`.cpu.elevate`,
    :func:`.cpu.enclosing_simplex`, hence :func:`.cpu.round_half_even`); numba compiles them for the CUDA
    target when the kernel calls them.
 2. On the host: the hash table, blur neighbours and the vertex -> (pixel, weight) gather index
    (:func:`.cpu.build_from_simplices`). The path to a device build is the C++ GPU variant's: a lock-free
    table with atomic compare-and-swap on the keys ``rem0``/``rank`` already computed on the device.
-3. The lattice arrays are copied to the device once and kept there for every filter call.
+3. The arrays the filter reads are copied to the device once and kept there for every filter call; the
+   normalisation ``1 / (K 1 + eps)`` is computed there (:meth:`CudaLattice.device_norm`).
 
-Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row:
+Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row, made once per lattice and
+channel count:
 
 * ``_splat_kernel``: thread v gathers its pixels' weighted values into row v + 1 (no atomics);
-* ``_blur_kernel``: thread (v, k) computes ``new[v+1, k] = old[v+1, k] + 0.5 (old[n1+1, k] + old[n2+1, k])``,
-  one launch per axis, axes reversed for the transpose;
-* ``_slice_kernel``: thread (k, i) sums ``alpha w_ir buf[vertex_ir + 1, k]`` over r in order and writes
-  the channel-planar output (consecutive threads write consecutive pixels).
+* ``_blur_kernel``: thread v computes ``new[v+1, k] = old[v+1, k] + 0.5 (old[n1+1, k] + old[n2+1, k])`` for
+  every k, one launch per axis, axes reversed for the transpose;
+* ``_slice_kernel``: thread i sums ``alpha w_ir buf[vertex_ir + 1, k]`` over r in order for every k and
+  writes the channel-planar output (consecutive threads write consecutive pixels);
+* ``_scale_columns_kernel``: the normalisation ``diag(norm)``, after the slice (forward) or before the
+  splat (transpose).
 
 Block size and the per-thread scratch bound live in :mod:`crfrnn_np.config`. float32 and float64 values work
-(kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere.
+(kernels specialise on the buffer dtype); lattice arithmetic is float32 as everywhere. Every kernel is
+declared with its launch signatures (:mod:`crfrnn_np.cuda_kernel`) and compiled to PTX in the tests.
 """
+import math
+
 import numpy as np
 from numba import cuda
 
@@ -30,7 +37,7 @@ from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from ..errors import ShapeError
 from ..config import MAX_DIM
 from .cpu import build_from_simplices, elevate, enclosing_simplex
-from .reference import scale_factors, slice_factor
+from .reference import slice_factor
 
 __all__ = ["CudaLattice", "cuda_available"]
 
@@ -45,9 +52,12 @@ _grid = grid_1d
 
 # Launch signatures (see crfrnn_np.cuda_kernel): lattice arithmetic is float32 whatever the values' type f;
 # counts and offsets are the int64 of build_from_simplices, vertex ids int32, Python ints int64.
-@gpu_kernel(lambda f: [(F32[::1], I64, F32[::1], F32, I32[:, ::1], I32[:, ::1], F32[:, ::1])])
-def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
-    """Thread i: point i's simplex. features (N*d,) f32; rem0, rank (N, d+1) i32; weights (N, d+1) f32."""
+@gpu_kernel(lambda f: [(F32[::1], I64, F32, I32[:, ::1], I32[:, ::1], F32[:, ::1])])
+def _embed_kernel(features, d, inv_d1, rem0, rank, weights):
+    """Thread i: point i's simplex. features (N*d,) f32; rem0, rank (N, d+1) i32; weights (N, d+1) f32.
+
+    The scale factors are computed here, with :func:`.reference.scale_factors`' float64 arithmetic and
+    float32 rounding (IEEE square root and division on the device too), so nothing is copied for them."""
     i = cuda.grid(1)
     if i >= rem0.shape[0]:
         return
@@ -57,9 +67,10 @@ def _embed_kernel(features, d, scale, inv_d1, rem0, rank, weights):
     r0 = cuda.local.array(_D1, np.int32)
     rk = cuda.local.array(_D1, np.int32)
     bary = cuda.local.array(_D2, np.float32)
+    inv_std_dev = np.float64(np.float32(math.sqrt(2.0 / 3.0) * (d + 1)))
     for j in range(d):
         feat[j] = features[i * d + j]
-        sc[j] = scale[j]
+        sc[j] = np.float32(1.0 / math.sqrt((j + 1.0) * (j + 2.0)) * inv_std_dev)
     elevate(feat, 0, d, sc, elevated)
     enclosing_simplex(elevated, d, inv_d1, r0, rk, bary)
     for r in range(d + 1):
@@ -90,35 +101,58 @@ def _splat_kernel(values, offsets, pixel, weight, buf):
 
 @gpu_kernel(lambda f: [(f[:, ::1], f[:, ::1], I32[:, :, ::1], I64, f)])
 def _blur_kernel(old, new, neighbours, j, half):
-    """Thread t = v*C + k: one blur tap along axis j; threads t < C zero row 0 of ``new``."""
-    t = cuda.grid(1)
+    """Thread v: one blur tap along axis j for vertex v, all C channels (a row of C contiguous values);
+    thread 0 also zeroes row 0 of ``new``."""
+    v = cuda.grid(1)
     c = old.shape[1]
     m = neighbours.shape[1]
-    if t < c:
-        new[0, t] = 0
-    if t >= m * c:
+    if v == 0:
+        for k in range(c):
+            new[0, k] = 0
+    if v >= m:
         return
-    v = t // c
-    k = t - v * c
-    a = old[neighbours[j, v, 0] + 1, k]
-    b = old[neighbours[j, v, 1] + 1, k]
-    new[v + 1, k] = old[v + 1, k] + half * (a + b)
+    a = neighbours[j, v, 0] + 1
+    b = neighbours[j, v, 1] + 1
+    for k in range(c):
+        new[v + 1, k] = old[v + 1, k] + half * (old[a, k] + old[b, k])
 
 
 @gpu_kernel(lambda f: [(f[:, ::1], I32[:, ::1], F32[:, ::1], f, f[:, ::1])])
 def _slice_kernel(buf, vertex, weights, alpha, out):
-    """Thread t = k*N + i: ``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]``, r in order."""
-    t = cuda.grid(1)
+    """Thread i: ``out[k, i] = sum_r (alpha w_ir) buf[vertex_ir + 1, k]`` for every k, r in order
+    (consecutive threads write consecutive pixels of each channel plane)."""
+    i = cuda.grid(1)
     n = vertex.shape[0]
-    c = buf.shape[1]
-    if t >= n * c:
+    if i >= n:
         return
-    k = t // n
-    i = t - k * n
-    acc = buf[0, k]
-    for r in range(vertex.shape[1]):
-        acc += (weights[i, r] * alpha) * buf[vertex[i, r] + 1, k]
-    out[k, i] = acc
+    for k in range(buf.shape[1]):
+        acc = buf[0, k]
+        for r in range(vertex.shape[1]):
+            acc += (weights[i, r] * alpha) * buf[vertex[i, r] + 1, k]
+        out[k, i] = acc
+
+
+@gpu_kernel(lambda f: [(f[:, ::1], f[::1], f[:, ::1])])
+def _scale_columns_kernel(values, scale, out):
+    """Thread i: ``out[k, i] = values[k, i] scale[i]`` for every k (``out`` may be ``values``)."""
+    i = cuda.grid(1)
+    if i >= values.shape[1]:
+        return
+    s = scale[i]
+    for k in range(values.shape[0]):
+        out[k, i] = values[k, i] * s
+
+
+@gpu_kernel(lambda f: [(f[:, ::1], f, f, f[::1])])
+def _norm_kernel(k1, one, eps, norm):
+    """Thread i: ``norm[i] = 1 / (k1[0, i] + eps)``, the normalisation of the filtered ones."""
+    i = cuda.grid(1)
+    if i < norm.shape[0]:
+        norm[i] = one / (k1[0, i] + eps)
+
+
+#: The lattice arrays the filter kernels read, kept on the device (the host build's ``entries`` stays there).
+_DEVICE_ARRAYS = ("vertex", "weights", "neighbours", "splat_offsets", "splat_pixel", "splat_weight")
 
 
 class CudaLattice:
@@ -146,44 +180,73 @@ class CudaLattice:
         d_rank = cuda.device_array((n, d1), np.int32)
         d_weights = cuda.device_array((n, d1), np.float32)
         grid, block = _grid(n)
-        _embed_kernel[grid, block](cuda.to_device(features.reshape(-1)), d, cuda.to_device(scale_factors(d)),
+        _embed_kernel[grid, block](cuda.to_device(features.reshape(-1)), d,
                                    np.float32(1.0 / d1), d_rem0, d_rank, d_weights)
         # 2. hash table, neighbours and gather index on the host
         host = build_from_simplices(d_rem0.copy_to_host(), d_rank.copy_to_host(), d_weights.copy_to_host())
         # 3. resident on the device from now on
         self.num_vertices = host["num_vertices"]
-        self.device_arrays = {name: (d_weights if name == "weights" else cuda.to_device(arr))
-                              for name, arr in host.items() if isinstance(arr, np.ndarray)}
+        self.device_arrays = {name: (d_weights if name == "weights" else cuda.to_device(host[name]))
+                              for name in _DEVICE_ARRAYS}
         self.num_points = n
         self.dim = d
+        self._buffers = {}
 
     @property
     def nbytes(self):
         """Bytes of device memory held by the lattice arrays."""
         return sum(a.nbytes for a in self.device_arrays.values())
 
-    def filter_device(self, values, reverse=False):
-        """Filter a (C, N) device array; returns a new (C, N) device array of the same dtype."""
+    def _scratch(self, c, dtype):
+        """The (M + 1, C) splat/blur buffers and a (C, N) pre-scale buffer for C channels of ``dtype``, made
+        once per lattice and kept (the 2T filter calls of a forward and the backward allocate nothing)."""
+        key = (c, np.dtype(dtype).str)
+        if key not in self._buffers:
+            m = self.num_vertices
+            self._buffers[key] = (cuda.device_array((m + 1, c), dtype), cuda.device_array((m + 1, c), dtype),
+                                  cuda.device_array((c, self.num_points), dtype))
+        return self._buffers[key]
+
+    def filter_device(self, values, reverse=False, scale=None, out=None):
+        """Filter a (C, N) device array: ``D K x`` (``K^T D x`` when ``reverse``) with ``D = diag(scale)``
+        (identity without ``scale``, a (N,) device array of the values' dtype). Writes ``out`` (a (C, N)
+        device array, not ``values``) or returns a new one."""
         arrays = self.device_arrays
         dtype = np.dtype(values.dtype)
         c = values.shape[0]
         m = self.num_vertices
-        buf = cuda.device_array((m + 1, c), dtype)
-        other = cuda.device_array((m + 1, c), dtype)
+        buf, other, scaled = self._scratch(c, dtype)
+        if scale is not None and reverse:
+            _scale_columns_kernel[_grid(self.num_points)](values, scale, scaled)
+            values = scaled
         grid, block = _grid(max(m, c))
         _splat_kernel[grid, block](values, arrays["splat_offsets"], arrays["splat_pixel"],
                                    arrays["splat_weight"], buf)
         half = dtype.type(0.5)
-        grid, block = _grid(max(m * c, c))
+        grid, block = _grid(m)
         axes = range(self.dim, -1, -1) if reverse else range(self.dim + 1)
         for j in axes:
             _blur_kernel[grid, block](buf, other, arrays["neighbours"], j, half)
             buf, other = other, buf
-        out = cuda.device_array((c, self.num_points), dtype)
-        grid, block = _grid(c * self.num_points)
+        if out is None:
+            out = cuda.device_array((c, self.num_points), dtype)
+        grid, block = _grid(self.num_points)
         _slice_kernel[grid, block](buf, arrays["vertex"], arrays["weights"],
                                    dtype.type(slice_factor(self.dim)), out)
+        if scale is not None and not reverse:
+            _scale_columns_kernel[grid, block](out, scale, out)
         return out
+
+    def device_norm(self, dtype, eps):
+        """``1 / (K 1 + eps)`` as a (N,) device array of ``dtype``, computed on the device (nothing crosses)."""
+        from ..cuda_ops import fill
+        t = np.dtype(dtype).type
+        ones = cuda.device_array((1, self.num_points), dtype)
+        fill(ones, 1)
+        k1 = self.filter_device(ones)
+        norm = cuda.device_array(self.num_points, dtype)
+        _norm_kernel[_grid(self.num_points)](k1, t(1), t(eps), norm)
+        return norm
 
     def filter(self, values, reverse=False):
         """``K x`` (``K^T x`` when ``reverse``) for host (C, N) float32/float64 values; returns a host array."""

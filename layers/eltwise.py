@@ -102,18 +102,41 @@ class EltwiseLayer(Layer):
                 b.diff[...] = g
 
     def forward_gpu(self, bottom, top):
-        if self.operation != "SUM":                 # PROD and MAX run on the host for now
-            return self.forward_cpu(bottom, top)
         from crfrnn_np import cuda_ops
+        from . import eltwise_cuda
+        xs = [b.gpu_data() for b in bottom]
         out = top[0].mutable_gpu_data()
-        cuda_ops.scale(self.coeff[0], bottom[0].gpu_data(), out)
-        for b, c in zip(bottom[1:], self.coeff[1:]):
-            cuda_ops.axpby(1, out, c, b.gpu_data(), out)
+        if self.operation == "PROD":
+            eltwise_cuda.multiply(xs[0], xs[1], out)
+            for x in xs[2:]:
+                eltwise_cuda.multiply(out, x, out)
+        elif self.operation == "SUM":
+            cuda_ops.scale(self.coeff[0], xs[0], out)
+            for x, c in zip(xs[1:], self.coeff[1:]):
+                cuda_ops.axpby(1, out, c, x, out)
+        else:
+            if getattr(self, "_device_mask", None) is None or self._device_mask.size != out.size:
+                self._device_mask = cuda_ops.empty(out.size, np.int32)
+            eltwise_cuda.eltwise_max(xs, out, self._device_mask)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        if self.operation != "SUM":
-            return self.backward_cpu(top, propagate_down, bottom)
         from crfrnn_np import cuda_ops
-        for b, down, c in zip(bottom, propagate_down, self.coeff):
-            if down:
-                cuda_ops.scale(c, top[0].gpu_diff(), b.mutable_gpu_diff())
+        from . import eltwise_cuda
+        dy = top[0].gpu_diff()
+        for i, (b, down) in enumerate(zip(bottom, propagate_down)):
+            if not down:
+                continue
+            dx = b.mutable_gpu_diff()
+            if self.operation == "PROD":
+                if self.stable_prod_grad:
+                    cuda_ops.copy(dy, dx)
+                    for j, other in enumerate(bottom):
+                        if j != i:
+                            eltwise_cuda.multiply(dx, other.gpu_data(), dx)
+                else:
+                    eltwise_cuda.multiply(dy, top[0].gpu_data(), dx)
+                    eltwise_cuda.divide(dx, b.gpu_data(), dx)
+            elif self.operation == "SUM":
+                cuda_ops.scale(self.coeff[i], dy, dx)
+            else:
+                eltwise_cuda.eltwise_max_backward(dy, self._device_mask, i, dx)

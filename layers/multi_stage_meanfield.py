@@ -303,29 +303,45 @@ class StepsEngine:
         self.kept = False
 
     def release(self):
-        """Drop every array of the sub-net (the inputs' data are the parent's and stay alive there)."""
-        for blob in self.net.blobs.values():
-            blob.release()
+        """Drop every array of the sub-net (the inputs' data are the parent's and stay alive there); on the
+        device they are kept for the next forward (allocated once per shape)."""
+        if self.layer.backend != "cuda":
+            for blob in self.net.blobs.values():
+                blob.release()
         self.kept = False
 
     def forward(self, bottom, top, keep):
         self.share_params()
         for blob, b in zip(self.inputs, bottom):
             blob.share_data(b)
-        self.net.keep_blobs = keep                 # False: each intermediate is freed after its last reader
+        device = self.layer.backend == "cuda"
+        # False: each intermediate is freed after its last reader; on the device they are kept, so that a
+        # forward allocates nothing after the first
+        self.net.keep_blobs = keep or device
         with self.layer.cache.pinned():            # the image is hashed once per forward, not by all 2T filters
             self.net.forward_prefilled()
-        top[0].data[...] = self.output.data
+        if device:
+            from crfrnn_np import cuda_ops
+            cuda_ops.copy(self.output.gpu_data(), top[0].mutable_gpu_data())
+        else:
+            top[0].data[...] = self.output.data
         self.kept = keep
 
     def backward(self, top, propagate_down, bottom):
         if not self.kept:
             self.forward(bottom, top, True)
         self.share_params()
-        self.output.diff = top[0].diff
+        device = self.layer.backend == "cuda"
+        if device:
+            from crfrnn_np import cuda_ops
+            cuda_ops.copy(top[0].gpu_diff(), self.output.mutable_gpu_diff())
+        else:
+            self.output.diff = top[0].diff
         self.net.backward_from_to(len(self.net.layers) - 1, 0)
         for flag, blob, b in zip(propagate_down[:2], self.inputs, bottom):
-            if flag:
+            if flag and device:
+                cuda_ops.copy(blob.gpu_diff(), b.mutable_gpu_diff())
+            elif flag:
                 b.diff[...] = blob.diff
         if not self.layer.keep_iterations:
             self.release()
@@ -413,4 +429,8 @@ class MultiStageMeanfieldLayer(Layer):
         if bottom[0].count:
             self._engine.backward(top, propagate_down, bottom)
         if len(propagate_down) > 2 and propagate_down[2]:
-            bottom[2].diff[...] = 0
+            if self.backend == "cuda" and self.engine == "STEPS":
+                from crfrnn_np import cuda_ops
+                cuda_ops.fill(bottom[2].mutable_gpu_diff(), 0)
+            else:
+                bottom[2].diff[...] = 0

@@ -44,6 +44,8 @@ NORM_EPSILON = 1e-20
 class LatticeCache:
     """Permutohedral lattices and their normalisation factors, built once and shared.
 
+    On the ``cuda`` backend the norm of an entry is a device array, made on the device.
+
     Parameters
     ----------
     backend : {"cpu", "cuda", "reference"}
@@ -86,6 +88,10 @@ class LatticeCache:
     def _build(self, features, dtype):
         from crfrnn_np.lattice import PermutohedralLattice
         lattice = PermutohedralLattice(features, backend=self.backend)
+        if self.backend == "cuda" and lattice._impl is not None:
+            # the norm stays on the device (a device array; only the device path of the filter uses it)
+            self.builds += 1
+            return lattice, lattice._impl.device_norm(dtype, NORM_EPSILON)
         ones = np.ones((1, features.shape[0]), dtype=dtype)
         norm = 1.0 / (lattice.filter(ones)[0] + NORM_EPSILON)
         self.builds += 1
@@ -197,13 +203,16 @@ class PermutohedralFilterLayer(Layer):
                                    % (image.name, image.shape_string(), values.name, values.shape_string()))
         self.cache.reserve(n)
         top[0].reshape(values.shape)
+        if self.backend == "cuda" and self.kernel == "SPATIAL" and n and h * w:
+            # built here, once per image size, so that a forward moves nothing for it
+            self.cache.spatial(h, w, self.theta_gamma, self.dtype)
 
     def lattices(self, image):
         """``[(lattice, norm (H*W,))]`` per image of the batch (cached)."""
         n, _, h, w = image.shape
         if self.kernel == "SPATIAL":
             return [self.cache.spatial(h, w, self.theta_gamma, self.dtype)] * n
-        data = image.data
+        data = image.cpu_data()              # read only: a device copy of the image stays valid
         return [self.cache.bilateral(data[i], self.theta_alpha, self.theta_beta, self.dtype)
                 for i in range(n)]
 
@@ -229,3 +238,43 @@ class PermutohedralFilterLayer(Layer):
         for i, (lattice, norm) in enumerate(lattices):
             # through the normalisation (D is diagonal), then the transposed filter Kᵀ = reverse blur order
             _filter_into(lattice, top[0].diff[i].reshape(c, h * w), norm, True, _planes(values.diff[i], c, h * w))
+
+    # -- the cuda backend: the values, the norm and the result stay on the device ----------------------------
+    def _device_norm(self, norm):
+        """The device copy of a lattice's norm (made once per lattice: the cache keeps the host array alive,
+        and the entry holds it so its id is not reused)."""
+        if hasattr(norm, "copy_to_host"):         # made on the device by the cache (cuda backend)
+            return norm
+        from numba import cuda
+        entry = self._device_norms.get(id(norm)) if hasattr(self, "_device_norms") else None
+        if entry is None or entry[0] is not norm:
+            if not hasattr(self, "_device_norms") or len(self._device_norms) > 4 * self.cache.capacity + 4:
+                self._device_norms = {}
+            entry = self._device_norms[id(norm)] = (norm, cuda.to_device(norm))
+        return entry[1]
+
+    def _filter_device(self, lattices, source, target, reverse):
+        from crfrnn_np import cuda_ops
+        n, c = source.shape[:2]
+        pixels = source.size // max(n * c, 1)
+        for i, (lattice, norm) in enumerate(lattices):
+            out = target[i].reshape(c, pixels)
+            if lattice._impl is None or c == 0:
+                cuda_ops.fill(out, 0)
+                continue
+            lattice._impl.filter_device(source[i].reshape(c, pixels), reverse, self._device_norm(norm), out)
+
+    def forward_gpu(self, bottom, top):
+        values, image = bottom
+        self._lattices = self.lattices(image)
+        self._filter_device(self._lattices, values.gpu_data(), top[0].mutable_gpu_data(), False)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            from crfrnn_np import cuda_ops
+            cuda_ops.fill(bottom[1].mutable_gpu_diff(), 0)
+        if not propagate_down[0]:
+            return
+        values, image = bottom
+        lattices = self._lattices if len(self._lattices) == values.shape[0] else self.lattices(image)
+        self._filter_device(lattices, top[0].gpu_diff(), values.mutable_gpu_diff(), True)
