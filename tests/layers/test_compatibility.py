@@ -5,7 +5,7 @@ import pytest
 
 from crfrnn_np.errors import NetError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 COMPAT = ('layer { name: "c" type: "Compatibility" bottom: "x" top: "y" '
@@ -75,3 +75,13 @@ def test_compatibility_gradient_and_accumulation(rng):
     once = layer.blobs[0].diff.copy()
     layer.backward(top, [True], bottom)
     np.testing.assert_allclose(layer.blobs[0].diff, 2 * once)     # parameter diffs accumulate
+
+
+class TestCompatibilityBattery(LayerTestCase):
+    """3 classes in, 2 out; y[n, i] = Σ_j W[i, j] x[n, j] at every pixel."""
+    snippet = ('layer { name: "c" type: "Compatibility" bottom: "x" top: "y" '
+               'compatibility_param { num_output: 2 weight_filler { type: "gaussian" std: 1 } } }')
+    bottom_shapes = [(2, 3, 2, 3)]
+    top_shapes = [(2, 2, 2, 3)]
+    bad_bottom_shapes = [[(2, 3, 6)]]                               # not N x C x H x W
+    bad_reshape_shapes = [[(2, 4, 2, 3)]]                           # other class count than the weights

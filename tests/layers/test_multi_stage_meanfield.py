@@ -11,7 +11,7 @@ import pytest
 from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, ParseError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 from crfrnn_np.tools.unroll import unroll_net
 
 THETA_ALPHA, THETA_BETA, THETA_GAMMA = 8.0, 30.0, 3.0
@@ -352,3 +352,26 @@ def test_cuda_backend_runs_the_steps_under_the_simulator():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cudasim meanfield OK" in proc.stdout
+
+
+class TestMultiStageMeanfieldStepsBattery(LayerTestCase):
+    """Two iterations on a 3 x 4 image of 3 classes; the image (bottom 2) carries no gradient."""
+    snippet = meanfield_snippet(2, engine="STEPS").replace('name: "inference1"', 'name: "crf"')
+    bottom_shapes = [(1, 3, 3, 4), (1, 3, 3, 4), (1, 3, 3, 4)]
+    top_shapes = [(1, 3, 3, 4)]
+    no_gradient = {2: "zero"}
+    gradient = "directional"
+    stepsize = 1e-6
+    n_directions = 2
+    float32_tol = {"rtol": 1e-4, "atol": 1e-4}
+    bad_bottom_shapes = [[(1, 3, 3, 4), (1, 2, 3, 4), (1, 3, 3, 4)],   # unary and Q0 differ
+                         [(1, 3, 3, 4), (1, 3, 3, 4), (1, 2, 3, 4)],   # image with 2 channels
+                         [(1, 3, 3, 4), (1, 3, 3, 4), (1, 3, 4, 3)]]   # image of another size
+
+    def make_bottoms(self, rng):
+        unary, image = random_inputs(rng, 1, 3, 3, 4)
+        return [unary, unary.copy(), image]
+
+
+class TestMultiStageMeanfieldFusedBattery(TestMultiStageMeanfieldStepsBattery):
+    snippet = meanfield_snippet(2, engine="FUSED").replace('name: "inference1"', 'name: "crf"')

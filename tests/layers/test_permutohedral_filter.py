@@ -10,7 +10,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 from crfrnn_np.layers.permutohedral_filter import LatticeCache
 
 
@@ -139,3 +139,19 @@ def test_unrolled_filters_share_one_lattice_per_image(rng):
         top[0].diff = np.ones(top[0].shape)
         layer.backward(top, [True, False], bottom)
     assert cache.builds == 2
+
+
+class TestPermutohedralFilterBattery(LayerTestCase):
+    """The bilateral filter of 2 class planes over a 3 x 4 image; the image (bottom 1) carries no gradient."""
+    snippet = filter_snippet("BILATERAL")
+    bottom_shapes = [(1, 2, 3, 4), (1, 3, 3, 4)]
+    top_shapes = [(1, 2, 3, 4)]
+    no_gradient = {1: "zero"}
+    stepsize = 1e-6
+    bad_bottom_shapes = [[(1, 2, 3, 4), (1, 3, 3, 5)],              # image of another size
+                         [(1, 2, 3, 4), (1, 2, 3, 4)],              # image with 2 channels
+                         [(1, 2, 3, 4), (2, 3, 3, 4)],              # image batch differs
+                         [(1, 2, 12), (1, 3, 12)]]                  # not N x C x H x W
+
+    def make_bottoms(self, rng):
+        return [probabilities(rng, (1, 2, 3, 4)), rng.uniform(-100, 100, (1, 3, 3, 4))]

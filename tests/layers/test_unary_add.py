@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.errors import ShapeError
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def test_unary_add(rng):
@@ -20,3 +20,14 @@ def test_unary_add(rng):
     with pytest.raises(ShapeError):
         make_layer('layer { name: "a" type: "UnaryAdd" bottom: "u" bottom: "phi" top: "l" }',
                    [u, phi[:, :2]])
+
+
+class TestUnaryAddBattery(LayerTestCase):
+    snippet = 'layer { name: "a" type: "UnaryAdd" bottom: "u" bottom: "phi" top: "l" }'
+    bottom_shapes = [(1, 2, 2, 3), (1, 2, 2, 3)]
+    top_shapes = [(1, 2, 2, 3)]
+    gradient = "exhaustive"
+    bad_bottom_shapes = [[(1, 2, 2, 3), (1, 3, 2, 3)]]
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0] - bottoms[1]]
