@@ -12,8 +12,9 @@ Pre-processing (spec crfasrnn.md §4.3, model card of ``TVG_CRFRNN_COCO_VOC``)
 5. return a 1 x 3 x H x W float32 blob.
 
 Post-processing: argmax over the class axis, crop back to the un-padded size, save as a palette PNG with
-the PASCAL VOC colour map (:func:`voc_palette`). :func:`write_panel` puts image | unary argmax | CRF result
-side by side; :func:`mean_iou` scores a label map against ground truth.
+the PASCAL VOC colour map (:func:`voc_palette`); :func:`resize_labels` scales a label map back to the size of
+an image that was shrunk (nearest neighbour). :func:`write_panel` puts image | unary argmax | CRF result side
+by side; :func:`mean_iou` scores one label map against ground truth (:mod:`crfrnn_np.metrics` scores a set).
 """
 import io
 import os
