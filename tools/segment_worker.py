@@ -41,9 +41,25 @@ def thread_env(threads):
 
 
 def init_pool_worker(threads):
-    """Initializer of a local pool process: numba's kernels on ``threads`` threads (BLAS got it by env)."""
+    """Initializer of a local pool process: numba's kernels on ``threads`` threads (BLAS got it by env), and
+    exit when the parent dies.
+
+    A pool process holds both ends of its task pipe, so it would wait for tasks forever after its parent was
+    killed (SIGKILL leaves the parent no chance to stop it); a daemon thread waits on the parent's sentinel
+    (a pipe the parent holds open, closed by the OS when it dies) and ends the process then.
+    """
+    import multiprocessing
+    import threading
     from crfrnn_np import threads as thread_pool
     thread_pool.set_num_threads(threads)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), name="crfrnn-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent):
+    parent.join()
+    os._exit(1)
 
 
 def worker_net(settings):

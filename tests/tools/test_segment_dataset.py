@@ -130,8 +130,13 @@ def test_run_killed_part_way_then_finished_by_a_rerun(tmp_path, capsys):
         if out.is_dir() and sum(n.endswith(".png") for n in os.listdir(out)) >= 2:
             break
         time.sleep(0.005)
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 30                # the pool's processes notice and exit
+    while time.monotonic() < deadline and any(os.path.exists("/proc/%s" % pid) for pid in children):
+        time.sleep(0.05)
+    assert children and not [pid for pid in children if os.path.exists("/proc/%s" % pid)]
     left = sorted(os.listdir(out))
     finished = [n for n in left if not n.startswith(".")]
     assert 2 <= len(finished) < 12, left
