@@ -1,8 +1,8 @@
 """``crfrnn``: the command line, mirroring Caffe's ``caffe`` tool.
 
 Verbs (one module each in this package, with ``add_parser(subparsers)`` and ``run(args) -> int``):
-``test``, ``time``, ``train``, ``segment``, ``evaluate``, ``gradcheck``, ``unroll``, ``trace``, ``demo``. Every problem a user can cause
-prints one line ``crfrnn: error: <message>`` on stderr and exits with status 1; never a traceback.
+``test``, ``time``, ``train``, ``segment``, ``evaluate``, ``gradcheck``, ``unroll``, ``trace``, ``demo``. Every problem a
+user can cause prints one line ``crfrnn: error: <message>`` on stderr and exits with status 1; never a traceback.
 """
 import argparse
 import importlib

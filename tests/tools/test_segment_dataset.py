@@ -17,7 +17,6 @@ from crfrnn_np import image
 from crfrnn_np.tools.main import main
 from crfrnn_np.tools.segment_dataset import Progress
 
-from segment_data import NUM_CLASSES, make_images, make_net, make_truth, read_folder
 
 # Twelve images around the net's 32 x 32 input: smaller ones are padded, larger ones shrunk (and their
 # labels scaled back to the image's size by nearest neighbour).
@@ -26,11 +25,11 @@ SIZES = [(20, 30), (32, 32), (40, 50), (17, 23), (25, 25), (48, 36), (30, 20), (
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, segment_data):
     root = tmp_path_factory.mktemp("dataset")
-    model, weights = make_net(str(root))
-    images = make_images(str(root / "images"), SIZES)
-    make_truth(str(root / "truth"), images)
+    model, weights = segment_data.make_net(str(root))
+    images = segment_data.make_images(str(root / "images"), SIZES)
+    segment_data.make_truth(str(root / "truth"), images)
     return {"root": root, "model": model, "weights": weights, "images": str(root / "images"), "paths": images,
             "truth": str(root / "truth")}
 
@@ -41,11 +40,11 @@ def segment_args(data, out, *extra, images=None):
 
 
 @pytest.fixture(scope="module")
-def one_worker(data):
+def one_worker(data, segment_data):
     """The outputs of a one-process run (the reference every other run must reproduce byte for byte)."""
     out = data["root"] / "one_worker"
     assert main(segment_args(data, out)) == 0
-    return read_folder(str(out))
+    return segment_data.read_folder(str(out))
 
 
 def test_outputs_are_palette_label_maps_at_the_image_size(data, one_worker, tmp_path):
@@ -65,29 +64,30 @@ def test_outputs_are_palette_label_maps_at_the_image_size(data, one_worker, tmp_
     assert small.shape == (32, 20)
 
 
-def test_two_workers_give_identical_bytes_and_scores(data, one_worker, tmp_path, capsys):
+def test_two_workers_give_identical_bytes_and_scores(data, one_worker, tmp_path, capsys, segment_data):
     out = tmp_path / "two"
     assert main(segment_args(data, out, "--workers", "2", "--panel", "--ground-truth", data["truth"],
-                             "--num-classes", str(NUM_CLASSES))) == 0
-    assert read_folder(str(out)) == one_worker
+                             "--num-classes", str(segment_data.NUM_CLASSES))) == 0
+    assert segment_data.read_folder(str(out)) == one_worker
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("segmented 12, skipped 0 (output exists), failed 0 of 12 images")
     with Image.open(out / "panels" / "img02.png") as panel:       # 40 x 50 shrunk to 25 x 32: 3 tiles + 2 gaps
         assert panel.size == (3 * 32 + 2 * 4, 25)
     # the score on the fly is crfrnn evaluate's on the written outputs
     assert main(["evaluate", "--predictions", str(out), "--ground-truth", data["truth"], "--num-classes",
-                 str(NUM_CLASSES)]) == 0
+                 str(segment_data.NUM_CLASSES)]) == 0
     assert capsys.readouterr().out.splitlines() == printed[1:]
 
 
-def test_rerun_skips_finished_images_and_overwrite_redoes_them(data, one_worker, tmp_path, capsys):
+def test_rerun_skips_finished_images_and_overwrite_redoes_them(data, one_worker, tmp_path, capsys, segment_data):
     listing = tmp_path / "list.txt"                 # relative paths are taken from the list file's folder
     shutil.copy(data["paths"][3], tmp_path / "a.png")
     listing.write_text("# three images\n%s\n\na.png\n%s\n" % (data["paths"][0], data["paths"][1]))
     out = tmp_path / "out"
     assert main(segment_args(data, out, images=str(listing))) == 0
-    assert read_folder(str(out)) == {"img00.png": one_worker["img00.png"], "img01.png": one_worker["img01.png"],
-                                     "a.png": one_worker["img03.png"]}
+    expected = {"img00.png": one_worker["img00.png"], "img01.png": one_worker["img01.png"],
+                "a.png": one_worker["img03.png"]}
+    assert segment_data.read_folder(str(out)) == expected
     before = {n: os.stat(out / n) for n in os.listdir(out)}
     os.remove(out / "a.png")
     capsys.readouterr()
@@ -117,10 +117,10 @@ def test_unreadable_image_is_reported_and_the_run_goes_on(data, tmp_path, capsys
     assert sorted(os.listdir(out)) == ["img00.png", "img01.png"]
 
 
-def test_run_killed_part_way_then_finished_by_a_rerun(tmp_path, capsys):
+def test_run_killed_part_way_then_finished_by_a_rerun(tmp_path, capsys, segment_data):
     """SIGKILL a two-worker run after its first outputs; the re-run keeps them and does the rest."""
-    model, weights = make_net(str(tmp_path), size=96, iterations=10)        # about 0.06 s an image here
-    make_images(str(tmp_path / "images"), [(96, 96)] * 12, seed=3)
+    model, weights = segment_data.make_net(str(tmp_path), size=96, iterations=10)        # about 0.06 s an image here
+    segment_data.make_images(str(tmp_path / "images"), [(96, 96)] * 12, seed=3)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "crfrnn_np.tools.main", "segment", "--model", model, "--weights", weights,
            "--images", str(tmp_path / "images"), "--output-dir", str(out)]
@@ -152,7 +152,7 @@ def test_run_killed_part_way_then_finished_by_a_rerun(tmp_path, capsys):
             (stat[name].st_ino, stat[name].st_mtime_ns)
     reference = tmp_path / "reference"
     assert main(rerun[:-1] + [str(reference)]) == 0
-    assert read_folder(str(out)) == read_folder(str(reference))
+    assert segment_data.read_folder(str(out)) == segment_data.read_folder(str(reference))
 
 
 def closed_port():

@@ -7,8 +7,6 @@ import pytest
 from crfrnn_np import image
 from crfrnn_np.tools import segment_worker
 
-from segment_data import make_images, make_net
-
 
 def test_resize_labels_nearest_by_hand():
     labels = np.array([[1, 2], [3, 4]], np.uint8)
@@ -28,14 +26,14 @@ def test_threads_per_worker_and_their_environment():
 
 
 @pytest.fixture
-def settings(tmp_path):
-    model, weights = make_net(str(tmp_path))
+def settings(tmp_path, segment_data):
+    model, weights = segment_data.make_net(str(tmp_path))
     return {"model": model, "weights": weights, "dtype": "float32", "backend": "cpu", "any_size": False,
             "max_size": None, "panel": True, "num_classes": 4, "ignore_label": 255}
 
 
-def test_segment_one_returns_pngs(settings, tmp_path):
-    path = make_images(str(tmp_path / "im"), [(40, 24)])[0]
+def test_segment_one_returns_pngs(settings, tmp_path, segment_data):
+    path = segment_data.make_images(str(tmp_path / "im"), [(40, 24)])[0]
     result = segment_worker.segment_one(settings, (7, path, None))
     assert result["index"] == 7 and result["error"] is None and result["confusion"] is None
     labels_path = tmp_path / "labels.png"
@@ -44,13 +42,13 @@ def test_segment_one_returns_pngs(settings, tmp_path):
     assert result["panel"][:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_segment_one_reports_bad_files_without_raising(settings, tmp_path):
+def test_segment_one_reports_bad_files_without_raising(settings, tmp_path, segment_data):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     result = segment_worker.segment_one(settings, (0, str(broken), None))
     assert result["png"] is None and not result["fatal"]
     assert result["error"].startswith(str(broken)) and "cannot read image" in result["error"]
-    path = make_images(str(tmp_path / "im"), [(20, 20)])[0]
+    path = segment_data.make_images(str(tmp_path / "im"), [(20, 20)])[0]
     result = segment_worker.segment_one(settings, (0, path, str(tmp_path / "no_truth.png")))
     assert "no_truth.png: cannot read label map" in result["error"]
     result = segment_worker.segment_one(dict(settings, model=os.fspath(tmp_path / "nope.prototxt")), (0, path, None))

@@ -1,9 +1,16 @@
-"""Small data sets for the ``crfrnn segment --images`` tests: a tiny CRF-RNN net with seeded weights,
-synthetic images of several sizes and ground truth with ignore pixels."""
+"""Fixtures of the tools' tests.
+
+``segment_data``: small data sets for the ``crfrnn segment --images`` tests (test_segment_dataset.py,
+test_segment_pool.py, test_segment_worker.py): a tiny CRF-RNN net with seeded weights, synthetic images of
+several sizes and ground truth with ignore pixels.
+"""
 import os
+import types
 
 import numpy as np
 from PIL import Image
+
+import pytest
 
 from crfrnn_np import Net
 
@@ -68,3 +75,10 @@ def read_folder(folder):
             with open(os.path.join(folder, name), "rb") as f:
                 out[name] = f.read()
     return out
+
+
+@pytest.fixture(scope="session")
+def segment_data():
+    """The helpers above: ``make_net``, ``make_images``, ``make_truth``, ``read_folder``, ``NUM_CLASSES``."""
+    return types.SimpleNamespace(make_net=make_net, make_images=make_images, make_truth=make_truth,
+                                 read_folder=read_folder, NUM_CLASSES=NUM_CLASSES)
