@@ -8,7 +8,7 @@ from PIL import Image
 from crfrnn_np import image
 from crfrnn_np.tools.main import main
 
-# The example of tests/engine/test_metrics.py, as files: predictions as palette PNGs (what crfrnn segment
+# The example of tests/crfrnn_np/test_metrics.py, as files: predictions as palette PNGs (what crfrnn segment
 # writes), ground truth as grey PNGs. 5 classes; class 2 never predicted, class 4 nowhere, one pixel 255.
 TRUTH = {"a": [[0, 0, 1], [1, 255, 2]], "b": [[0, 3], [3, 3]]}
 PRED = {"a": [[0, 1, 1], [1, 0, 0]], "b": [[0, 3], [0, 3]]}
