@@ -77,12 +77,14 @@ def make_dataset(n, size, seed):
     return (np.stack([p[0] for p in pairs]).astype(np.float32), np.stack([p[1] for p in pairs]))
 
 
-def fcn_layers(num_classes, size):
-    """Prototxt text of the FCN (inputs ``data`` (normalised) and ``image``; output ``score``)."""
+def fcn_layers(num_classes, size, lr_mult=1.0):
+    """Prototxt text of the FCN (inputs ``data`` (normalised) and ``image``; output ``score``); ``lr_mult``
+    scales the learning rates of its weights (1) and biases (2)."""
     def conv(name, bottom, n, k, pad):
         return ('layer { name: "%s" type: "Convolution" bottom: "%s" top: "%s" '
-                'param { lr_mult: 1 } param { lr_mult: 2 } convolution_param { num_output: %d kernel_size: %d '
-                'pad: %d weight_filler { type: "msra" } } }\n' % (name, bottom, name, n, k, pad))
+                'param { lr_mult: %g } param { lr_mult: %g } convolution_param { num_output: %d kernel_size: %d '
+                'pad: %d weight_filler { type: "msra" } } }\n' % (name, bottom, name, lr_mult, 2 * lr_mult, n, k,
+                                                                    pad))
 
     def relu(name):
         return 'layer { name: "relu_%s" type: "ReLU" bottom: "%s" top: "%s" }\n' % (name, name, name)
@@ -101,13 +103,13 @@ def fcn_layers(num_classes, size):
               'crop_param { axis: 2 offset: 2 } }\n')
 
 
-def net_text(batch, size, num_classes, crf_iterations=0, loss=True, crf_lr_mult=(1.0, 1.0, 1.0)):
+def net_text(batch, size, num_classes, crf_iterations=0, loss=True, crf_lr_mult=(1.0, 1.0, 1.0), fcn_lr_mult=1.0):
     """The whole net: inputs, FCN, optional CRF-RNN, optional loss. Output ``pred`` (or ``score``)."""
     text = ('name: "crf_experiment"\nlayer { name: "input" type: "Input" top: "data" top: "image" top: "label" '
             'input_param { shape { dim: %d dim: 3 dim: %d dim: %d } shape { dim: %d dim: 3 dim: %d dim: %d } '
             'shape { dim: %d dim: 1 dim: %d dim: %d } } }\n'
             % (batch, size, size, batch, size, size, batch, size, size))
-    text += fcn_layers(num_classes, size)
+    text += fcn_layers(num_classes, size, fcn_lr_mult)
     out = "score"
     if crf_iterations:
         text += ('layer { name: "splitting" type: "Split" bottom: "score" top: "unary" top: "Q0" }\n'
@@ -123,10 +125,18 @@ def net_text(batch, size, num_classes, crf_iterations=0, loss=True, crf_lr_mult=
     return text, out
 
 
-def solver_for(text, base_lr, max_iter, seed):
-    param = cn.proto.parse('base_lr: %g\nlr_policy: "fixed"\nmomentum: 0.9\nweight_decay: 0.0005\n'
+def solver_for(text, base_lr, max_iter, seed, finetune=None):
+    """SGD, momentum 0.9; ``finetune`` (the parsed arguments) adds the fine-tuning phase's schedule
+    (``--lr-policy step``: halve the rate at 1/2 and 3/4 of ``max_iter``) and ``--clip``."""
+    extra = 'lr_policy: "fixed"\n'
+    if finetune is not None:
+        if finetune.lr_policy == "step":
+            extra = ('lr_policy: "multistep"\ngamma: 0.5\nstepvalue: %d\nstepvalue: %d\n'
+                     % (max_iter // 2, 3 * max_iter // 4))
+        extra += "clip_gradients: %g\n" % finetune.clip
+    param = cn.proto.parse('base_lr: %g\n%smomentum: 0.9\nweight_decay: 0.0005\n'
                            'max_iter: %d\nrandom_seed: %d\nsnapshot_after_train: false\n'
-                           % (base_lr, max_iter, seed), "SolverParameter")
+                           % (base_lr, extra, max_iter, seed), "SolverParameter")
     param.net_param = cn.proto.parse(text)
     return cn.get_solver(param, log=lambda s: None)
 
@@ -137,15 +147,21 @@ def feed(net, images, labels, idx):
     net.blobs["label"].data[...] = labels[idx][:, None]
 
 
-def train(solver, images, labels, iters, batch, rng, log_every=50, tag=""):
+def train(solver, images, labels, iters, batch, rng, log_every=50, tag="", checkpoint=None, on_step=None):
+    """``iters`` SGD steps on random batches; ``checkpoint(i)``, if given, after every ``log_every``-th step
+    (its return value is printed); ``on_step(solver)`` after every step."""
     t0 = time.perf_counter()
     for i in range(iters):
         feed(solver.net, images, labels, rng.choice(len(images), batch, replace=False))
         solver.step(1)
+        if on_step:
+            on_step(solver)
         if log_every and (i + 1) % log_every == 0:
             loss = float(solver.net.blobs["loss"].data)
-            print("  %s iteration %d/%d  loss %.4f  (%.1f s)" % (tag, i + 1, iters, loss,
-                                                                   time.perf_counter() - t0), flush=True)
+            extra = checkpoint(i + 1) if checkpoint else None
+            print("  %s iteration %d/%d  loss %.4f%s  (%.1f s)"
+                  % (tag, i + 1, iters, loss, "" if extra is None else "  held-out mean IU %.4f" % extra,
+                     time.perf_counter() - t0), flush=True)
 
 
 def mean_iu(pred, labels, num_classes):
@@ -169,6 +185,27 @@ def predict(net, out, images, labels, batch):
     return np.concatenate(preds)
 
 
+def step_record(solver):
+    """After a step: the loss and the L2 norm of the last update (Caffe's solvers leave the update in the
+    parameter diffs) of the FCN's parameters and of the CRF's three blobs."""
+    net = solver.net
+    crf = {id(b) for b in net.params["inference1"]}
+    fcn2 = sum(float(np.sum(b.diff.astype(np.float64) ** 2)) for b in net.learnable_params if id(b) not in crf)
+    crf2 = sum(float(np.sum(b.diff.astype(np.float64) ** 2)) for b in net.learnable_params if id(b) in crf)
+    return float(net.blobs["loss"].data), np.sqrt(fcn2), np.sqrt(crf2)
+
+
+def diagnose(solver, steps, C):
+    """One line: loss range and largest update norms over ``steps``, and the CRF's parameters now (mean of the
+    diagonals of W_s, W_b, mu and the largest off-diagonal |mu|)."""
+    loss, fcn, crf = (np.array(v) for v in zip(*steps))
+    w_s, w_b, mu = (b.data.reshape(C, C) for b in solver.net.params["inference1"])
+    off = np.abs(mu - np.diag(np.diag(mu))).max()
+    return ("loss %.3f..%.3f, update norm FCN max %.2e (median %.2e), CRF max %.2e; diag W_s %.3f, W_b %.3f, "
+            "mu %.3f, max |offdiag mu| %.3f" % (loss.min(), loss.max(), fcn.max(), np.median(fcn), crf.max(),
+                                               np.diag(w_s).mean(), np.diag(w_b).mean(), np.diag(mu).mean(), off))
+
+
 def copy_params(src, dst):
     for name, blobs in src.params.items():
         if name in dst.params:
@@ -186,26 +223,28 @@ def save_matrix_png(matrix, path, cell=48):
     Image.fromarray(img, "L").save(path)
 
 
-def run(args):
+def run(args, seed=None):
+    """One seed: (a), (b), (c) and the held-out mean IU of (c) every ``--eval-every`` iterations."""
+    seed = args.seed if seed is None else seed
     os.makedirs(args.out, exist_ok=True)
     C = len(CLASSES)
     t0 = time.perf_counter()
-    train_x, train_y = make_dataset(args.n_train, args.size, args.seed)
-    test_x, test_y = make_dataset(args.n_test, args.size, args.seed + 1)
-    print("data: %d train / %d held-out images of %d x %d, %d classes (%.1f s)"
-          % (args.n_train, args.n_test, args.size, args.size, C, time.perf_counter() - t0), flush=True)
-    rng = np.random.default_rng(args.seed)
+    train_x, train_y = make_dataset(args.n_train, args.size, seed)
+    test_x, test_y = make_dataset(args.n_test, args.size, seed + 1)
+    print("seed %d, data: %d train / %d held-out images of %d x %d, %d classes (%.1f s)"
+          % (seed, args.n_train, args.n_test, args.size, args.size, C, time.perf_counter() - t0), flush=True)
+    rng = np.random.default_rng(seed)
+    crf_mults = [args.crf_lr_mult] * 3
 
     fcn_text, _ = net_text(args.batch, args.size, C)
     print("(a) training the FCN alone: %d + %d iterations" % (args.iters_fcn, args.iters_crf), flush=True)
-    fcn = solver_for(fcn_text, args.lr, args.iters_fcn, args.seed)
+    fcn = solver_for(fcn_text, args.lr, args.iters_fcn, seed)
     train(fcn, train_x, train_y, args.iters_fcn, args.batch, rng, tag="FCN")
-    snapshot = os.path.join(args.out, "fcn_iter_%d.caffemodel" % args.iters_fcn)
+    snapshot = os.path.join(args.out, "fcn_seed%d_iter_%d.caffemodel" % (seed, args.iters_fcn))
     fcn.net.save(snapshot)
-    fcn = solver_for(fcn_text, args.lr_finetune, args.iters_crf, args.seed)
+    fcn = solver_for(fcn_text, args.lr_finetune, args.iters_crf, seed, args)
     fcn.copy_weights(snapshot)
     train(fcn, train_x, train_y, args.iters_crf, args.batch, rng, tag="FCN")
-    fcn.net.save(os.path.join(args.out, "fcn_final.caffemodel"))
 
     test_text, _ = net_text(args.batch, args.size, C, loss=False)
     test_net = cn.Net(cn.proto.parse(test_text), phase="TEST")
@@ -218,28 +257,65 @@ def run(args):
 
     print("(c) training FCN + CRF-RNN end to end from the FCN snapshot: %d iterations (T = 5)"
           % args.iters_crf, flush=True)
-    crf_train_text, _ = net_text(args.batch, args.size, C, crf_iterations=5, crf_lr_mult=[args.crf_lr_mult] * 3)
-    e2e = solver_for(crf_train_text, args.lr_finetune, args.iters_crf, args.seed)
+    crf_train_text, _ = net_text(args.batch, args.size, C, crf_iterations=5, crf_lr_mult=crf_mults,
+                                 fcn_lr_mult=args.fcn_lr_mult)
+    e2e = solver_for(crf_train_text, args.lr_finetune, args.iters_crf, seed, args)
     e2e.copy_weights(snapshot)
-    train(e2e, train_x, train_y, args.iters_crf, args.batch, rng, tag="CRF-RNN")
-    e2e_weights = os.path.join(args.out, "fcn_crfrnn_final.caffemodel")
-    e2e.net.save(e2e_weights)
-    crf_net = cn.Net(cn.proto.parse(crf_test_text), phase="TEST", weights=e2e_weights)
+    crf_net = cn.Net(cn.proto.parse(crf_test_text), phase="TEST")
+    checkpoints, steps = [], []
+
+    def checkpoint(_):
+        copy_params(e2e.net, crf_net)
+        checkpoints.append(mean_iu(predict(crf_net, "pred", test_x, test_y, args.batch), test_y, C)[0])
+        if args.diagnose:
+            print("    " + diagnose(e2e, steps[-args.eval_every:], C), flush=True)
+        return checkpoints[-1]
+
+    def on_step(solver):
+        steps.append(step_record(solver))
+    train(e2e, train_x, train_y, args.iters_crf, args.batch, rng, tag="CRF-RNN", log_every=args.eval_every,
+          checkpoint=checkpoint, on_step=on_step if args.diagnose else None)
+    copy_params(e2e.net, crf_net)
     miu_c, ius_c = mean_iu(predict(crf_net, "pred", test_x, test_y, args.batch), test_y, C)
 
-    mu = crf_net.params["inference1"][2].data.reshape(C, C)
-    png = os.path.join(args.out, "compatibility.png")
+    mu = crf_net.params["inference1"][2].data.reshape(C, C).copy()
+    png = os.path.join(args.out, "compatibility_seed%d.png" % seed)
     save_matrix_png(mu, png)
-    print()
-    print("mean IU on %d held-out images (per class: %s)" % (args.n_test, ", ".join(CLASSES)))
+    print("seed %d: mean IU on %d held-out images (per class: %s)" % (seed, args.n_test, ", ".join(CLASSES)))
     for tag, miu, ius in (("(a) FCN alone", miu_a, ius_a), ("(b) FCN + CRF after training", miu_b, ius_b),
                           ("(c) FCN + CRF-RNN end to end", miu_c, ius_c)):
         print("  %-30s %.4f   [%s]" % (tag, miu, ", ".join("%.4f" % v for v in ius)))
+    print("  (c) at the checkpoints: %s" % ", ".join("%.4f" % v for v in checkpoints))
     print("learned compatibility mu (rows: label of the pixel, columns: label of its neighbours):")
     for row in mu:
         print("  " + " ".join("%8.4f" % v for v in row))
-    print("picture: %s; weights: %s; total %.1f s" % (png, e2e_weights, time.perf_counter() - t0))
-    return {"a": miu_a, "b": miu_b, "c": miu_c, "mu": mu}
+    print("picture: %s; %.1f s for this seed" % (png, time.perf_counter() - t0), flush=True)
+    return {"a": miu_a, "b": miu_b, "c": miu_c, "c_checkpoints": checkpoints, "mu": mu}
+
+
+def summarise(seeds, results):
+    """Print (a), (b), (c) as mean +- standard deviation over the seeds, with the per-seed values; return the
+    JSON record ``{"seeds", "a", "b", "c", "c_checkpoints"}``."""
+    record = {"seeds": list(seeds)}
+    for key in ("a", "b", "c"):
+        record[key] = [float(r[key]) for r in results]
+    record["c_checkpoints"] = [[float(v) for v in r["c_checkpoints"]] for r in results]
+    names = {"a": "(a) FCN alone", "b": "(b) FCN + CRF after training", "c": "(c) FCN + CRF-RNN end to end"}
+    print()
+    print("mean IU over %d seeds (%s); std is the sample standard deviation (ddof 1)"
+          % (len(seeds), ", ".join(map(str, seeds))))
+    for key in ("a", "b", "c"):
+        v = np.array(record[key])
+        std = v.std(ddof=1) if len(v) > 1 else 0.0
+        print("  %-30s %.4f +- %.4f   per seed [%s]" % (names[key], v.mean(), std,
+                                                         ", ".join("%.4f" % x for x in v)))
+    spreads = [max(c[-3:]) - min(c[-3:]) for c in record["c_checkpoints"] if len(c) >= 3]
+    if spreads:
+        print("  (c) spread of the last three checkpoints per seed: [%s]" % ", ".join("%.4f" % x for x in spreads))
+    return record
+
+
+QUICK = {"size": 48, "n_train": 120, "n_test": 24, "iters_fcn": 200, "iters_crf": 100, "eval_every": 25}
 
 
 def main(argv=None):
@@ -255,8 +331,33 @@ def main(argv=None):
     p.add_argument("--lr-finetune", type=float, default=0.001,
                    help="base_lr of the last iters_crf iterations, for (a) and (c) alike")
     p.add_argument("--crf-lr-mult", type=float, default=1.0)
+    p.add_argument("--fcn-lr-mult", type=float, default=1.0, help="lr_mult of the FCN's layers in (c)")
+    p.add_argument("--lr-policy", default="fixed", help="lr_policy of the last iters_crf iterations (fixed | step)")
+    p.add_argument("--clip", type=float, default=-1.0, help="clip_gradients of the last iters_crf iterations")
+    p.add_argument("--eval-every", type=int, default=50,
+                   help="held-out mean IU of (c) every this many end-to-end iterations (the checkpoints)")
     p.add_argument("--seed", type=int, default=1)
-    run(p.parse_args(argv))
+    p.add_argument("--seeds", help="comma-separated seeds: run each, print mean +- std and per-seed values")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller problem: %s" % ", ".join("%s %s" % kv for kv in QUICK.items()))
+    p.add_argument("--json", help="write {seeds, a, b, c, c_checkpoints} here")
+    p.add_argument("--diagnose", action="store_true",
+                   help="at each checkpoint of (c): loss range, update norms of the FCN and the CRF, CRF parameters")
+    args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
+    t0 = time.perf_counter()
+    results = [run(args, seed) for seed in seeds]
+    record = summarise(seeds, results)
+    print("total %.1f s" % (time.perf_counter() - t0))
+    if args.json:
+        import json
+        from crfrnn_np.atomic import atomic_path
+        with atomic_path(args.json) as tmp:
+            with open(tmp, "w") as f:
+                json.dump(record, f, indent=1)
     return 0
 
 
