@@ -99,18 +99,6 @@ def test_weights_load_by_layer_name(tmp_path, seg_files):
     np.testing.assert_array_equal(net.params["inference1"][1].data[0, 0], 4.5 * np.eye(3))
 
 
-def test_demo_improves_iou(tmp_path, capsys):
-    out = tmp_path / "demo_panel.png"
-    assert main(["demo", "--output", str(out), "--iterations", "5"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    before = float(lines[0].split()[-1])
-    after = float(lines[1].split()[-1])
-    assert after > before + 0.05
-    with Image.open(out) as panel:
-        assert panel.size == (3 * 200 + 2 * 4, 160)
-    assert out.with_name("demo_panel_labels.png").exists()
-
-
 def test_segment_without_weights_warns(tmp_path, seg_files, capsys):
     model, weights = seg_files
     src = tmp_path / "in.png"

@@ -10,7 +10,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 from crfrnn_np.layers.permutohedral_filter import LatticeCache
 
 
@@ -109,7 +109,6 @@ def test_lattice_cache_builds_once_per_image(rng):
     assert cache.builds == 3
 
 
-
 def test_pinned_cache_skips_rehashing_only_inside_the_block(rng, monkeypatch):
     cache = LatticeCache("cpu")
     image = rng.uniform(-50, 50, (3, 6, 5)).astype(np.float32)
@@ -142,86 +141,17 @@ def test_unrolled_filters_share_one_lattice_per_image(rng):
     assert cache.builds == 2
 
 
-COMPAT = ('layer { name: "c" type: "Compatibility" bottom: "x" top: "y" '
-          'compatibility_param { %s } }')
+class TestPermutohedralFilterBattery(LayerTestCase):
+    """The bilateral filter of 2 class planes over a 3 x 4 image; the image (bottom 1) carries no gradient."""
+    snippet = filter_snippet("BILATERAL")
+    bottom_shapes = [(1, 2, 3, 4), (1, 3, 3, 4)]
+    top_shapes = [(1, 2, 3, 4)]
+    no_gradient = {1: "zero"}
+    stepsize = 1e-6
+    bad_bottom_shapes = [[(1, 2, 3, 4), (1, 3, 3, 5)],              # image of another size
+                         [(1, 2, 3, 4), (1, 2, 3, 4)],              # image with 2 channels
+                         [(1, 2, 3, 4), (2, 3, 3, 4)],              # image batch differs
+                         [(1, 2, 12), (1, 3, 12)]]                  # not N x C x H x W
 
-
-def test_compatibility_forward_naive(rng):
-    x = rng.standard_normal((2, 3, 4, 5))
-    layer, bottom, top = make_layer(COMPAT % 'num_output: 2 weight_filler { type: "gaussian" std: 1 }', [x])
-    weight = layer.blobs[0].data[0, 0]
-    assert weight.shape == (2, 3)
-    layer.forward(bottom, top)
-    expected = np.zeros((2, 2, 4, 5))
-    for n in range(2):
-        for i in range(2):
-            for j in range(3):
-                expected[n, i] += weight[i, j] * x[n, j]
-    np.testing.assert_allclose(top[0].data, expected, rtol=1e-12, atol=1e-12)
-
-
-
-def test_stacked_product_and_weight_diff_naive(rng, monkeypatch):
-    """[W_s W_b]·[S; B] = W_s S + W_b B per image, and the accumulated weight gradient (summed over pixel
-    blocks of 3, so that several blocks and a ragged last one are exercised), by explicit loops."""
-    from crfrnn_np.layers import compatibility
-    from crfrnn_np.layers.compatibility import accumulate_weight_diff, apply_compatibility
-    monkeypatch.setattr(compatibility, "WEIGHT_DIFF_BLOCK", 3)
-    n, c, h, w = 2, 3, 4, 5
-    stack = rng.standard_normal((n, 2 * c, h, w))
-    w_s, w_b = rng.standard_normal((c, c)), rng.standard_normal((c, c))
-    out = np.empty((n, c, h, w))
-    apply_compatibility(np.concatenate([w_s, w_b], axis=1), stack, out)
-    dy = rng.standard_normal((n, c, h, w))
-    grad = np.ones((c, 2 * c))
-    accumulate_weight_diff(dy, stack, grad)
-    expected = np.zeros((n, c, h, w))
-    expected_grad = np.ones((c, 2 * c))
-    for k in range(n):
-        for i in range(c):
-            for j in range(c):
-                expected[k, i] += w_s[i, j] * stack[k, j] + w_b[i, j] * stack[k, c + j]
-            for j in range(2 * c):
-                expected_grad[i, j] += float((dy[k, i] * stack[k, j]).sum())
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-12)
-
-def test_compatibility_diagonal_init():
-    layer, _, _ = make_layer(COMPAT % 'diagonal_str: "1 2 3"', [np.zeros((1, 3, 2, 2))])
-    np.testing.assert_array_equal(layer.blobs[0].data[0, 0], np.diag([1.0, 2.0, 3.0]))
-    layer, _, _ = make_layer(COMPAT % 'diagonal_str: "-1"', [np.zeros((1, 3, 2, 2))])
-    np.testing.assert_array_equal(layer.blobs[0].data[0, 0], -np.eye(3))
-    with pytest.raises(NetError, match="need 3"):
-        make_layer(COMPAT % 'diagonal_str: "1 2"', [np.zeros((1, 3, 2, 2))])
-    with pytest.raises(NetError, match="numbers"):
-        make_layer(COMPAT % 'diagonal_str: "1 x 2"', [np.zeros((1, 3, 2, 2))])
-
-
-def test_compatibility_gradient_and_accumulation(rng):
-    x = rng.standard_normal((2, 3, 3, 2))
-    layer, bottom, top = make_layer(COMPAT % 'weight_filler { type: "gaussian" std: 1 }', [x])
-    checker = GradientChecker(stepsize=1e-6, threshold=1e-7)
-    assert checker.check_gradient_exhaustive(layer, bottom, top) <= 1e-7
-    layer.blobs[0].diff[...] = 0
-    layer.forward(bottom, top)
-    top[0].diff = rng.standard_normal(top[0].shape)
-    layer.backward(top, [True], bottom)
-    once = layer.blobs[0].diff.copy()
-    layer.backward(top, [True], bottom)
-    np.testing.assert_allclose(layer.blobs[0].diff, 2 * once)     # parameter diffs accumulate
-
-
-def test_unary_add(rng):
-    u, phi = rng.standard_normal((2, 2, 3, 4, 5))
-    layer, bottom, top = make_layer('layer { name: "a" type: "UnaryAdd" bottom: "u" bottom: "phi" top: "l" }',
-                                    [u, phi])
-    layer.forward(bottom, top)
-    np.testing.assert_array_equal(top[0].data, u - phi)
-    g = rng.standard_normal(u.shape)
-    top[0].diff = g
-    layer.backward(top, [True, True], bottom)
-    np.testing.assert_array_equal(bottom[0].diff, g)
-    np.testing.assert_array_equal(bottom[1].diff, -g)
-    with pytest.raises(ShapeError):
-        make_layer('layer { name: "a" type: "UnaryAdd" bottom: "u" bottom: "phi" top: "l" }',
-                   [u, phi[:, :2]])
+    def make_bottoms(self, rng):
+        return [probabilities(rng, (1, 2, 3, 4)), rng.uniform(-100, 100, (1, 3, 3, 4))]

@@ -1,10 +1,13 @@
 """HDF5Data: batches, file wrap-around, shuffling, cursor state and clear errors."""
+import pathlib
+
 import h5py
 import numpy as np
 import pytest
 
 import crfrnn_np as cn
 from crfrnn_np import NetError
+from crfrnn_np.testing import LayerTestCase
 
 
 def write_h5(path, **datasets):
@@ -101,3 +104,26 @@ def test_missing_list_and_empty_list(tmp_path):
     make_files(tmp_path)
     with pytest.raises(NetError, match="batch_size must be > 0"):
         cn.Net(cn.proto.parse(net_text(tmp_path / "list.txt", 0)))
+
+
+class TestHDF5DataBattery(LayerTestCase):
+    """A data layer: shapes, dtypes and blob counts only (no bottoms, no gradient)."""
+    bottom_shapes = []
+    top_shapes = [(2, 2), (2,)]
+    gradient = None
+
+    def setup_method(self):
+        import tempfile
+        self.folder = tempfile.TemporaryDirectory()
+        folder = pathlib.Path(self.folder.name)
+        write_h5(folder / "rows.h5", data=np.arange(10, dtype=np.float64).reshape(5, 2) / 3,
+                 label=np.arange(5, dtype=np.float64))
+        (folder / "list.txt").write_text("%s\n" % (folder / "rows.h5"))
+        self.snippet = ('layer { name: "d" type: "HDF5Data" top: "data" top: "label" '
+                        'hdf5_data_param { source: "%s" batch_size: 2 } }' % (folder / "list.txt"))
+
+    def teardown_method(self):
+        self.folder.cleanup()
+
+    def expected_forward(self, bottoms):
+        return [np.arange(4).reshape(2, 2) / 3, np.arange(2)]

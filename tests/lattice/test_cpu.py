@@ -1,10 +1,23 @@
-"""The CPU build and the grouped filter: the same lattice as the reference, vertex for vertex, whatever the
-number of threads, the growth of the hash table and the width of the packed keys."""
+"""The numba CPU lattice against the NumPy reference: the build, vertex for vertex, whatever the number of
+threads, the growth of the hash table and the width of the packed keys; the grouped filter; and the two
+modules side by side, stage by stage, through one stage API: ``build(features)`` gives the lattice record;
+``splat(values, lattice)``, ``blur(buf, lattice, reverse)``, ``slice_(buf, lattice)`` and
+``filter_(values, lattice, reverse)`` take it. Bit for bit in float32 and float64."""
 import numpy as np
 import pytest
 
-from crfrnn_np.lattice import PermutohedralLattice, cpu, reference
-from crfrnn_np.lattice.hash_table import key_packing
+from crfrnn_np.lattice import PermutohedralLattice, bilateral_features, cpu, reference, spatial_features
+
+
+def smooth_image(rng, h, w, amplitude=60.0):
+    """A (3, H, W) float32 image of smooth blobs plus a little noise (colour features that cluster)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.zeros((3, h, w))
+    for _ in range(4):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (0.3 * max(h, w)) ** 2))
+        img += rng.normal(size=(3, 1, 1)) * amplitude * blob
+    return (img + rng.normal(size=img.shape) * 2).astype(np.float32)
 
 
 def assert_same_lattice(features, lattice):
@@ -12,17 +25,6 @@ def assert_same_lattice(features, lattice):
     ref = reference.build(features)
     for key in ("vertex", "weights", "neighbours", "num_vertices"):
         np.testing.assert_array_equal(lattice[key], ref[key])
-
-
-def test_key_packing_fields():
-    """Fields of ``width = bit_length(range + margins)`` bits fill a word before the next one starts."""
-    origin, word, shift, words = key_packing(np.array([-10, 0, 5]), np.array([10, 1000, 6]), 3)
-    np.testing.assert_array_equal(origin, [-15, -5, 0])
-    np.testing.assert_array_equal(word, [0, 0, 0])
-    np.testing.assert_array_equal(shift, [0, 5, 5 + 10])     # widths: 31 -> 5 bits, 1011 -> 10 bits
-    assert words == 1
-    *_, words = key_packing(np.zeros(6, np.int64), np.full(6, 2 ** 20), 6)
-    assert words == 2
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 7])
@@ -112,3 +114,51 @@ def test_splat_plan_any_task_count_and_layout(rng, tasks):
             np.testing.assert_array_equal(rows, want)
     bounds, offsets, packed, shift = cpu.splat_plan(arrays, tasks)
     assert bounds.shape == (tasks + 1,) and offsets[-1] == packed.shape[0] == ref["vertex"].size
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+def test_reference_equals_cpu_bitwise(rng, d):
+    f = (rng.normal(size=(300, d)) * 1.5).astype(np.float32)
+    ref = PermutohedralLattice(f, backend="reference")
+    fast = PermutohedralLattice(f, backend="cpu")
+    assert ref.num_vertices == fast.num_vertices
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(size=(4, 300)).astype(dtype)
+        for reverse in (False, True):
+            np.testing.assert_array_equal(ref.filter(x, reverse), fast.filter(x, reverse))
+
+
+def test_cpu_image_lattices_match_reference(rng):
+    img = smooth_image(rng, 20, 24)
+    for feats in (spatial_features(20, 24, 3.0), bilateral_features(img, 8.0, 6.0)):
+        x = rng.random((5, 480), dtype=np.float32)
+        np.testing.assert_array_equal(PermutohedralLattice(feats, "reference").filter(x, True),
+                                      PermutohedralLattice(feats, "cpu").filter(x, True))
+
+
+STAGES = ("build", "splat", "blur", "slice_", "filter_")
+
+
+def test_both_modules_have_the_stages():
+    for stage in STAGES:
+        assert callable(getattr(reference, stage)) and callable(getattr(cpu, stage))
+
+
+@pytest.mark.parametrize("d", [2, 5, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stage_by_stage(rng, d, dtype):
+    features = (rng.normal(size=(600, d)) * 1.7).astype(np.float32)
+    values = rng.normal(size=(3, 600)).astype(dtype)
+    ref, fast = reference.build(features), cpu.build(features)
+    for key in ("vertex", "weights", "neighbours", "num_vertices"):
+        np.testing.assert_array_equal(fast[key], ref[key], err_msg="build: " + key)
+    buf_ref, buf_fast = reference.splat(values, ref), cpu.splat(values, fast)
+    np.testing.assert_array_equal(buf_fast, buf_ref, err_msg="splat")
+    for reverse in (False, True):
+        blurred_ref = reference.blur(buf_ref, ref, reverse)
+        blurred_fast = cpu.blur(buf_fast.copy(), fast, reverse)
+        np.testing.assert_array_equal(blurred_fast, blurred_ref, err_msg="blur, reverse=%s" % reverse)
+        np.testing.assert_array_equal(cpu.slice_(blurred_fast, fast), reference.slice_(blurred_ref, ref),
+                                      err_msg="slice_")
+        np.testing.assert_array_equal(cpu.filter_(values, fast, reverse), reference.filter_(values, ref, reverse),
+                                      err_msg="filter_, reverse=%s" % reverse)
