@@ -11,6 +11,7 @@ from PIL import Image
 import crfrnn_np as cn
 from crfrnn_np import Error
 from crfrnn_np.solver import get_solver
+from crfrnn_np.testing import LayerTestCase
 
 MEAN = (10.0, 20.0, 30.0)          # B, G, R
 
@@ -285,3 +286,28 @@ def test_deeplab_fields_parse_with_their_numbers():
     # the tags are (15 << 3) | 0 = 120 and (16 << 3) | 0 = 128, a two-byte varint 80 01
     only = cn.proto.Message("ImageDataParameter", ignore_label=254, label_type="PIXEL")
     assert cn.proto.encode(only) == bytes([120, 0xFE, 0x01, 0x80, 0x01, 0x02])
+
+
+class TestImageSegDataBattery(LayerTestCase):
+    """A data layer: shapes, dtypes and blob counts only (no bottoms, no gradient)."""
+    bottom_shapes = []
+    top_shapes = [(1, 3, 3, 4), (1, 1, 3, 4), (1, 1, 1, 2)]
+    phase = "TEST"
+    gradient = None
+
+    def setup_method(self):
+        import pathlib
+        import tempfile
+        self.folder = tempfile.TemporaryDirectory()
+        folder = pathlib.Path(self.folder.name)
+        self.rgb, self.label = write_pair(folder, "a", 3, 4)
+        (folder / "list.txt").write_text("a.png a_label.png\n")
+        self.snippet = ('layer { name: "d" type: "ImageSegData" top: "data" top: "label" top: "dim" '
+                        'transform_param { mean_value: %g mean_value: %g mean_value: %g scale: 0.5 } '
+                        'image_data_param { source: "%s" batch_size: 1 } }' % (MEAN + (folder / "list.txt",)))
+
+    def teardown_method(self):
+        self.folder.cleanup()
+
+    def expected_forward(self, bottoms):
+        return [expected_data(self.rgb)[None], self.label[None, None].astype(np.float64), [[[[3, 4]]]]]
