@@ -242,18 +242,20 @@ def step_record(solver):
     crf = {id(b) for b in net.params["inference1"]}
     fcn2 = sum(float(np.sum(b.diff.astype(np.float64) ** 2)) for b in net.learnable_params if id(b) not in crf)
     crf2 = sum(float(np.sum(b.diff.astype(np.float64) ** 2)) for b in net.learnable_params if id(b) in crf)
-    return float(net.blobs["loss"].data), np.sqrt(fcn2), np.sqrt(crf2)
+    unary = float(np.linalg.norm(net.blobs["score"].diff.astype(np.float64)))
+    return float(net.blobs["loss"].data), np.sqrt(fcn2), np.sqrt(crf2), unary
 
 
 def diagnose(solver, steps, C):
     """One line: loss range and largest update norms over ``steps``, and the CRF's parameters now (mean of the
     diagonals of W_s, W_b, mu and the largest off-diagonal |mu|)."""
-    loss, fcn, crf = (np.array(v) for v in zip(*steps))
+    loss, fcn, crf, unary = (np.array(v) for v in zip(*steps))
     w_s, w_b, mu = (b.data.reshape(C, C) for b in solver.net.params["inference1"])
     off = np.abs(mu - np.diag(np.diag(mu))).max()
-    return ("loss %.3f..%.3f, update norm FCN max %.2e (median %.2e), CRF max %.2e; diag W_s %.3f, W_b %.3f, "
-            "mu %.3f, max |offdiag mu| %.3f" % (loss.min(), loss.max(), fcn.max(), np.median(fcn), crf.max(),
-                                               np.diag(w_s).mean(), np.diag(w_b).mean(), np.diag(mu).mean(), off))
+    return ("loss %.3f..%.3f, update norm FCN max %.2e (median %.2e), CRF max %.2e; gradient norm at the unary "
+            "median %.2e; diag W_s %.3f, W_b %.3f, mu %.3f, max |offdiag mu| %.3f"
+            % (loss.min(), loss.max(), fcn.max(), np.median(fcn), crf.max(), np.median(unary),
+               np.diag(w_s).mean(), np.diag(w_b).mean(), np.diag(mu).mean(), off))
 
 
 def copy_params(src, dst):
@@ -284,7 +286,7 @@ def run(args, seed=None):
     print("seed %d, data: %d train / %d held-out images of %d x %d, %d classes (%.1f s)"
           % (seed, args.n_train, args.n_test, args.size, args.size, C, time.perf_counter() - t0), flush=True)
     rng = np.random.default_rng(seed)
-    crf_mults = [args.crf_lr_mult] * 3
+    crf_mults = [args.crf_lr_mult, args.crf_lr_mult, 0.0 if args.fixed_mu else args.crf_lr_mult]
 
     fcn_text, _ = net_text(args.batch, args.size, C)
     print("(a) training the FCN alone: %d + %d iterations" % (args.iters_fcn, args.iters_crf), flush=True)
@@ -305,9 +307,10 @@ def run(args, seed=None):
     post = cn.Net(cn.proto.parse(crf_test_text), phase="TEST", weights=snapshot)
     miu_b, ius_b = mean_iu(predict(post, "pred", test_x, test_y, args.batch), test_y, C)
 
-    print("(c) training FCN + CRF-RNN end to end from the FCN snapshot: %d iterations (T = 5)"
-          % args.iters_crf, flush=True)
-    crf_train_text, _ = net_text(args.batch, args.size, C, crf_iterations=5, crf_lr_mult=crf_mults,
+    print("(c) training FCN + CRF-RNN end to end from the FCN snapshot: %d iterations (T = %d)"
+          % (args.iters_crf, args.train_iterations), flush=True)
+    crf_train_text, _ = net_text(args.batch, args.size, C, crf_iterations=args.train_iterations,
+                                 crf_lr_mult=crf_mults,
                                  fcn_lr_mult=args.fcn_lr_mult)
     e2e = solver_for(crf_train_text, args.lr_finetune, args.iters_crf, seed, args)
     e2e.copy_weights(snapshot)
@@ -381,6 +384,8 @@ def main(argv=None):
     p.add_argument("--lr-finetune", type=float, default=0.0001,
                    help="base_lr of the last iters_crf iterations, for (a) and (c) alike")
     p.add_argument("--crf-lr-mult", type=float, default=10.0, help="lr_mult of the CRF's W_s, W_b, mu in (c)")
+    p.add_argument("--train-iterations", type=int, default=5, help="mean-field iterations T of (c) in training")
+    p.add_argument("--fixed-mu", action="store_true", help="(c) keeps mu at the Potts -I (lr_mult 0)")
     p.add_argument("--fcn-lr-mult", type=float, default=1.0, help="lr_mult of the FCN's layers in (c)")
     p.add_argument("--lr-policy", default="step", help="lr_policy of the last iters_crf iterations (fixed | step)")
     p.add_argument("--clip", type=float, default=5.0, help="clip_gradients of the last iters_crf iterations")
