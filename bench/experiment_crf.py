@@ -368,6 +368,39 @@ def summarise(seeds, results):
     return record
 
 
+def plot_checkpoints(named, path, eval_every):
+    """One panel per setup: (c)'s held-out mean IU at each checkpoint, a line per seed (matplotlib).
+
+    Parameters
+    ----------
+    named : list of (str, dict)
+        Setup name and its JSON record (``seeds``, ``c_checkpoints``, ``b``).
+    path : str
+        PNG to write (atomic replace).
+    eval_every : int
+        Iterations between checkpoints (the x axis).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from crfrnn_np.atomic import atomic_path
+    fig, axes = plt.subplots(1, len(named), figsize=(4 * len(named), 3.2), sharey=True, squeeze=False)
+    for ax, (name, record) in zip(axes[0], named):
+        for seed, curve, b in zip(record["seeds"], record["c_checkpoints"], record["b"]):
+            x = eval_every * np.arange(1, len(curve) + 1)
+            line, = ax.plot(x, curve, marker="o", label="seed %d" % seed)
+            ax.axhline(b, color=line.get_color(), lw=0.8, ls=":")
+        ax.set_title(name)
+        ax.set_xlabel("end-to-end iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("held-out mean IU of (c)\n(dotted: (b), hand-set CRF)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
 QUICK = {"size": 48, "n_train": 120, "n_test": 24, "iters_fcn": 200, "iters_crf": 100, "eval_every": 25}
 
 
@@ -398,7 +431,21 @@ def main(argv=None):
     p.add_argument("--json", help="write {seeds, a, b, c, c_checkpoints} here")
     p.add_argument("--diagnose", action="store_true",
                    help="at each checkpoint of (c): loss range, update norms of the FCN and the CRF, CRF parameters")
+    p.add_argument("--plot", nargs="+", metavar="NAME=JSON",
+                   help="only draw (c)'s checkpoints of earlier --json runs into --out/checkpoints.png")
     args = p.parse_args(argv)
+    if args.plot:
+        import json
+        named = []
+        for item in args.plot:
+            name, _, path = item.rpartition("=")
+            with open(path) as f:
+                named.append((name, json.load(f)))
+        os.makedirs(args.out, exist_ok=True)
+        png = os.path.join(args.out, "checkpoints.png")
+        plot_checkpoints(named, png, QUICK["eval_every"] if args.quick else args.eval_every)
+        print("wrote %s" % png)
+        return 0
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
