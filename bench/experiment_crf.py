@@ -79,6 +79,9 @@ whole region changing its label, which a held-out set of 50 images shows as a ju
 little data and training, the claim that end-to-end training beats the CRF as post-processing holds in the
 mean of the quick study but not at the full size: the evidence does not support it reliably.
 
+Ablations (``docs/experiments.md``): ``--train-iterations 10`` (T of (c) in training), ``--fixed-mu`` (mu
+kept at the Potts -I); ``--plot NAME=JSON ...`` draws (c)'s checkpoints of earlier ``--json`` runs.
+
 Usage: ``python -m bench.experiment_crf [--seeds 1,2,3] [--quick] [--json FILE] [--diagnose] [--out DIR]
 [--iters-fcn N] [--iters-crf M] [--n-train K] ...``
 """

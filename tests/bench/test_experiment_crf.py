@@ -38,3 +38,15 @@ def test_two_seeds_end_to_end_write_the_json(tmp_path, capsys):
     np.testing.assert_allclose([c[-1] for c in record["c_checkpoints"]], record["c"])
     out = capsys.readouterr().out
     assert "update norm FCN max" in out and "mean IU over 2 seeds (3, 5)" in out
+
+
+def test_plot_draws_one_panel_per_setup(tmp_path):
+    from PIL import Image
+    record = {"seeds": [1, 2], "a": [0.5, 0.6], "b": [0.7, 0.8], "c": [0.9, 0.85],
+              "c_checkpoints": [[0.8, 0.9], [0.9, 0.85]]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(record))
+    assert experiment_crf.main(["--plot", "one=%s" % path, "two=x=%s" % path, "--out", str(tmp_path)]) == 0
+    with Image.open(tmp_path / "checkpoints.png") as im:
+        # 4 x 3.2 inches per panel at 90 dpi: two panels are 720 x 288 pixels
+        assert im.format == "PNG" and im.size == (720, 288)
