@@ -479,9 +479,10 @@ class Net:
 
     # -- weights -----------------------------------------------------------------------------------------------
     def copy_from(self, path):
-        """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file."""
+        """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file; returns which layers were
+        copied, ignored and left at their fillers (:func:`crfrnn_np.weights.copy_trained_layers`)."""
         from .weights import copy_trained_layers
-        copy_trained_layers(self, path)
+        return copy_trained_layers(self, path)
 
     def save(self, path, write_diff=False):
         """Write the weights: HDF5 when ``path`` ends in ``.h5``, else a binary ``.caffemodel``."""
