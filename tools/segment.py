@@ -11,8 +11,9 @@ Stages, each timed and reported on standard error:
 3. **net**: build the net and load the weights (by layer name);
 4. **forward**, split into the layers before the first MultiStageMeanfield (the FCN: unary scores) and the
    CRF-RNN layer and after;
-5. **write**: argmax of the output, crop back to the image, VOC palette PNG (atomic write); ``--panel``
-   also writes image | unary argmax | CRF-RNN result side by side.
+5. **write**: argmax of the output, crop back to the image, scale a shrunk image's labels back to the input
+   size (nearest neighbour), VOC palette PNG (atomic write); ``--panel`` also writes image | unary argmax |
+   CRF-RNN result side by side, at the size segmented.
 """
 import os
 import sys
@@ -141,9 +142,11 @@ def run(args):
     if not args.weights and any(lr for lr in net.params_lr):
         print("crfrnn: warning: no --weights: the net runs on its fillers, so the labels it writes are meaningless "
               "(the trained CRF-RNN model is TVG_CRFRNN_COCO_VOC.caffemodel; see the README)", file=sys.stderr)
+    height, width = rgb.shape[:2]
     rgb, labels, unary_labels = segment(net, rgb, args.any_size, args.max_size, timings)
     t = time.perf_counter()
-    image.write_label_png(labels, args.output)
+    full = image.resize_labels(labels, height, width)   # the same rule as --images (segment_worker.label_maps)
+    image.write_label_png(full, args.output)
     written = [args.output]
     if args.panel is not None:
         maps = [labels] if unary_labels is None else [unary_labels, labels]
@@ -155,6 +158,6 @@ def run(args):
         if stage in timings:
             print("%-22s %9.1f ms" % (stage, 1e3 * timings[stage]), file=sys.stderr)
     print("wrote %s (%d x %d, classes present: %s)"
-          % (", ".join(written), labels.shape[1], labels.shape[0],
-             " ".join(str(c) for c in sorted(set(labels.ravel().tolist())))))
+          % (", ".join(written), full.shape[1], full.shape[0],
+             " ".join(str(c) for c in sorted(set(full.ravel().tolist())))))
     return 0

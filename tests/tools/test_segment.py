@@ -66,10 +66,16 @@ def test_segment_pads_and_crops_back(tmp_path, seg_files):
 
 
 def test_segment_shrinks_large_images(tmp_path, seg_files):
+    """A large image is segmented at the net's size and its labels scaled back to the input size."""
     rgb = two_colour_image(72, 96)
-    out = run_segment(tmp_path, seg_files, rgb)
+    out = run_segment(tmp_path, seg_files, rgb, "--panel")
     with Image.open(out) as im:
-        assert im.size == (48, 36)             # longer side 96 -> the net's 48, aspect kept
+        assert im.size == (96, 72)             # the input's size
+        labels = np.asarray(im)
+    with Image.open(str(out)[:-4] + "_panel.png") as im:
+        assert im.size[1] == 36                # segmented at longer side 96 -> the net's 48, aspect kept
+    # nearest neighbour from 48 x 36: each label pixel is a 2 x 2 block
+    assert np.array_equal(labels, np.repeat(np.repeat(labels[::2, ::2], 2, axis=0), 2, axis=1))
 
 
 def test_segment_any_size(tmp_path, seg_files):
