@@ -502,10 +502,12 @@ class Net:
 
     # -- weights -----------------------------------------------------------------------------------------------
     def copy_from(self, path):
-        """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file."""
+        """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file; returns which layers were
+        copied, ignored and left at their fillers (:func:`crfrnn_np.weights.copy_trained_layers`)."""
         from .weights import copy_trained_layers
-        copy_trained_layers(self, path)
+        report = copy_trained_layers(self, path)
         self.params_to_device()
+        return report
 
     def params_to_device(self):
         """On the ``cuda`` backend, copy every parameter blob to the device now (once, after the fillers or

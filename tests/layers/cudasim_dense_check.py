@@ -197,7 +197,7 @@ def check_net(dtype):
     """NET on cuda against cpu: outputs, input and parameter gradients to 1e-4 relative; returns the transfer
     counts of the cuda forward and backward (the parameters are sent across before)."""
     from crfrnn_np import Net, proto
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crfrnn_np"))
     from cudasim_net import counting_transfers
     rng = np.random.default_rng(3)
     x = rng.standard_normal((1, 1, 4, 4)).astype(dtype)
@@ -230,7 +230,7 @@ def check_net(dtype):
 def dropout_transfers():
     """A TRAIN Dropout forward on the device moves its input in and its output back, no mask."""
     from crfrnn_np import Net, proto
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "engine"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crfrnn_np"))
     from cudasim_net import counting_transfers
     text = next(case[1] for case in GROUPS["copy"] if case[0] == "dropout train")
     net = Net(proto.parse(text), backend="cuda", phase="TRAIN")

@@ -7,12 +7,10 @@ import pytest
 from crfrnn_np.layers.conv_cuda import _geo, supported
 from crfrnn_np.layers.conv import ConvGeometry
 
-from test_copy_cuda import run_group
-
 
 @pytest.mark.cudasim
-def test_convolutions_on_the_device_equal_cpu():
-    out = run_group("conv")
+def test_convolutions_on_the_device_equal_cpu(cudasim_group):
+    out = cudasim_group("conv")
     for title in ("conv pad stride bias", "conv group dilation", "conv 1x1 two bottoms", "conv 3-D (host)",
                   "deconv stride pad bias", "deconv group"):
         for dtype in ("float32", "float64"):

@@ -1,11 +1,6 @@
 """Crop, Concat, Reshape, Flatten and Dropout on the device (layers/copy_cuda.py and the layers' forward_gpu /
 backward_gpu) equal their CPU forms under the numba.cuda simulator, float32 and float64 (cudasim_dense_check.py
 in a subprocess); the 4-D form of an N-D crop and the reshaped shared memory, on the host."""
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -13,22 +8,9 @@ from crfrnn_np.blob import Blob
 from crfrnn_np.errors import ShapeError
 from crfrnn_np.layers.copy_cuda import as_4d
 
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def run_group(group):
-    """Run one group of cudasim_dense_check.py under the simulator; its stdout."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, str(HERE / "cudasim_dense_check.py"), group], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "cudasim %s OK" % group in proc.stdout
-    return proc.stdout
-
-
 @pytest.mark.cudasim
-def test_copy_layers_on_the_device_equal_cpu():
-    out = run_group("copy")
+def test_copy_layers_on_the_device_equal_cpu(cudasim_group):
+    out = cudasim_group("copy")
     for title in ("crop 4-D", "crop 3-D", "crop 5-D", "crop 5-D leading axis (host)", "concat", "reshape flatten", "dropout train",
                   "dropout train MT19937 (host mask)", "dropout test"):
         for dtype in ("float32", "float64"):

@@ -6,12 +6,10 @@ back, one backward the output diff in and the input diff back; every launch has 
 (cudasim_dense_check.py in a subprocess)."""
 import pytest
 
-from test_copy_cuda import run_group
-
 
 @pytest.mark.cudasim
-def test_dense_net_on_the_device_equals_cpu_with_one_transfer_per_input_and_output():
-    out = run_group("net")
+def test_dense_net_on_the_device_equals_cpu_with_one_transfer_per_input_and_output(cudasim_group):
+    out = cudasim_group("net")
     for dtype in ("float32", "float64"):
         assert "net %s: cuda == cpu" % dtype in out
         assert ("net %s transfers: forward {'to_device': 2, 'to_host': 2}, backward {'to_device': 1, 'to_host': 1}"

@@ -4,12 +4,10 @@ bias gradients equal the CPU layer under the numba.cuda simulator, float32 and f
 larger than one tile and the ``transpose``/``axis``/no-bias variants (cudasim_dense_check.py in a subprocess)."""
 import pytest
 
-from test_copy_cuda import run_group
-
 
 @pytest.mark.cudasim
-def test_inner_product_on_the_device_equals_cpu():
-    out = run_group("gemm")
+def test_inner_product_on_the_device_equals_cpu(cudasim_group):
+    out = cudasim_group("gemm")
     for title in ("inner product", "inner product transpose axis 2"):
         for dtype in ("float32", "float64"):
             assert "%s %s: cuda == cpu" % (title, dtype) in out

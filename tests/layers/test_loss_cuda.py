@@ -3,12 +3,10 @@ weight) and Accuracy (top_k, ignore label, per-class top) on the device (layers/
 forms under the numba.cuda simulator, float32 and float64 (cudasim_dense_check.py in a subprocess)."""
 import pytest
 
-from test_copy_cuda import run_group
-
 
 @pytest.mark.cudasim
-def test_loss_layers_on_the_device_equal_cpu():
-    out = run_group("loss")
+def test_loss_layers_on_the_device_equal_cpu(cudasim_group):
+    out = cudasim_group("loss")
     for title in ("softmax loss VALID ignore", "softmax loss FULL prob", "softmax loss BATCH_SIZE",
                   "softmax loss NONE", "accuracy"):
         for dtype in ("float32", "float64"):

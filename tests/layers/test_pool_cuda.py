@@ -3,12 +3,10 @@ windows with Caffe's ceil rule, AVE with padding and global pooling, forward and
 under the numba.cuda simulator in float32 and float64 (cudasim_dense_check.py in a subprocess)."""
 import pytest
 
-from test_copy_cuda import run_group
-
 
 @pytest.mark.cudasim
-def test_pooling_on_the_device_equals_cpu():
-    out = run_group("pool")
+def test_pooling_on_the_device_equals_cpu(cudasim_group):
+    out = cudasim_group("pool")
     for title in ("max pool ceil pad mask", "max pool overlap", "ave pool ceil pad", "ave pool global"):
         for dtype in ("float32", "float64"):
             assert "%s %s: cuda == cpu" % (title, dtype) in out

@@ -1,0 +1,276 @@
+"""Under the numba.cuda simulator: a small net whose every layer runs on the device, against the same net on
+the CPU, and the host <-> device transfers of one forward and one backward (run by test_synced_memory.py and the
+device layers' tests in subprocesses with NUMBA_ENABLE_CUDASIM=1, set before numba is imported)."""
+import contextlib
+import os
+import re
+import sys
+
+import numpy as np
+
+NET = """name: "small" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "tanh" type: "TanH" bottom: "x" top: "t" }
+layer { name: "relu" type: "ReLU" bottom: "t" top: "t" relu_param { negative_slope: 0.1 } }
+layer { name: "sig" type: "Sigmoid" bottom: "t" top: "s" }
+layer { name: "sum" type: "Eltwise" bottom: "t" bottom: "s" top: "e"
+        eltwise_param { operation: SUM coeff: 2 coeff: -0.5 } }
+layer { name: "unary" type: "UnaryAdd" bottom: "e" bottom: "s" top: "u" }
+layer { name: "relu2" type: "ReLU" bottom: "u" top: "y" }"""
+#: A mean-field step without the filters: Q = Softmax(x), L = x - W Q.
+STEP_NET = """name: "step" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "q" type: "Softmax" bottom: "x" top: "q" }
+layer { name: "w" type: "Compatibility" bottom: "q" top: "m"
+        compatibility_param { weight_filler { type: "gaussian" std: 1 } } }
+layer { name: "l" type: "UnaryAdd" bottom: "x" bottom: "m" top: "y" }"""
+#: The two normalised filters of a mean-field iteration and their sum: Q = Softmax(x), M = K_s Q + K_b Q (the
+#: image is the second input, fed the same array on both backends).
+FILTER_NET = """name: "filters" force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "image" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 }
+        shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "q" type: "Softmax" bottom: "x" top: "q" }
+layer { name: "spatial" type: "PermutohedralFilter" bottom: "q" bottom: "image" top: "s"
+        permutohedral_param { kernel: SPATIAL theta_gamma: 2 } }
+layer { name: "bilateral" type: "PermutohedralFilter" bottom: "q" bottom: "image" top: "b"
+        permutohedral_param { kernel: BILATERAL theta_alpha: 4 theta_beta: 30 } }
+layer { name: "sum" type: "Eltwise" bottom: "s" bottom: "b" top: "y" eltwise_param { coeff: 3 coeff: 5 } }"""
+#: The published CRF layer (STEPS engine on the device: every step layer above), T = 2, 3 classes.
+CRF_NET = """name: "crf" force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "image" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+        shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "crf" type: "MultiStageMeanfield" bottom: "x" bottom: "x" bottom: "image" top: "y"
+        multi_stage_meanfield_param { num_iterations: 2 theta_alpha: 4 theta_beta: 30 theta_gamma: 2
+        engine: STEPS } }"""
+#: The FCN layers: convolutions (bias, group, dilation), MAX and AVE pooling, a strided deconvolution.
+FCN_NET = """name: "fcn" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "c1" type: "Convolution" bottom: "x" top: "c1" convolution_param { num_output: 4 kernel_size: 3
+        pad: 1 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } } }
+layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2" convolution_param { num_output: 4 kernel_size: 3
+        pad: 2 dilation: 2 group: 2 weight_filler { type: "gaussian" std: 0.5 } bias_term: false } }
+layer { name: "r" type: "ReLU" bottom: "c2" top: "c2" }
+layer { name: "p" type: "Pooling" bottom: "c2" top: "p" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "d" type: "Deconvolution" bottom: "p" top: "d" convolution_param { num_output: 3 kernel_size: 4
+        stride: 2 pad: 1 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "a" type: "Pooling" bottom: "d" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 1
+        pad: 1 } }"""
+#: Crop, Concat, Dropout (TEST), Flatten, Reshape and InnerProduct (plain and transposed weights).
+MISC_NET = """name: "misc" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "crop" type: "Crop" bottom: "x" bottom: "x" top: "c" crop_param { axis: 2 offset: 0 } }
+layer { name: "cat" type: "Concat" bottom: "c" bottom: "x" top: "k" }
+layer { name: "drop" type: "Dropout" bottom: "k" top: "k" }
+layer { name: "flat" type: "Flatten" bottom: "k" top: "f" }
+layer { name: "ip" type: "InnerProduct" bottom: "f" top: "i" inner_product_param { num_output: 12
+        weight_filler { type: "gaussian" std: 0.1 } bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "ip2" type: "InnerProduct" bottom: "i" top: "j" inner_product_param { num_output: 96
+        transpose: true weight_filler { type: "gaussian" std: 0.3 } bias_term: false } }
+layer { name: "shape" type: "Reshape" bottom: "j" top: "s" reshape_param { shape { dim: 2 dim: 6 dim: 4 dim: 4 } } }
+layer { name: "crop2" type: "Crop" bottom: "s" bottom: "x" top: "y" crop_param { axis: 1 offset: 2 offset: 0
+        offset: 0 } }"""
+#: Layer types of each net (the automatic Splits included): every one runs on the device.
+DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
+                "step": ("Softmax", "Compatibility", "Split", "UnaryAdd"),
+                "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise"),
+                "crf": ("Split", "MultiStageMeanfield"),
+                "fcn": ("Convolution", "ReLU", "Pooling", "Deconvolution"),
+                "misc": ("Split", "Crop", "Concat", "Dropout", "Flatten", "InnerProduct", "Reshape"),
+                "eltwise": ("TanH", "Sigmoid", "Split", "Eltwise")}
+
+
+@contextlib.contextmanager
+def counting_transfers():
+    """Count every host -> device and device -> host copy of the simulator's arrays: ``{"to_device": n,
+    "to_host": n}``."""
+    from numba import cuda
+    from numba.cuda.simulator.cudadrv import devicearray
+    counts = {"to_device": 0, "to_host": 0}
+    fake = devicearray.FakeCUDAArray
+    saved = fake.copy_to_host, fake.copy_to_device, cuda.to_device
+
+    def to_host(self, *args, **kwargs):
+        counts["to_host"] += 1
+        return saved[0](self, *args, **kwargs)
+
+    def to_device_method(self, *args, **kwargs):
+        counts["to_device"] += 1
+        return saved[1](self, *args, **kwargs)
+
+    def to_device(*args, **kwargs):
+        counts["to_device"] += 1
+        return saved[2](*args, **kwargs)
+
+    fake.copy_to_host, fake.copy_to_device, cuda.to_device = to_host, to_device_method, to_device
+    try:
+        yield counts
+    finally:
+        fake.copy_to_host, fake.copy_to_device, cuda.to_device = saved
+
+
+def run_small_net(dtype, text=NET):
+    """Forward and backward of ``text`` on cuda and cpu (the same parameters); asserts that outputs, input
+    diffs and parameter diffs agree; returns the transfer counts of the first and second cuda forwards and of
+    the backward."""
+    from crfrnn_np import Net, proto
+    rng = np.random.default_rng(11)
+    shape = tuple(int(d) for d in re.search(r"shape \{ dim: (\d+) dim: (\d+) dim: (\d+) dim: (\d+) \}", text).groups())
+    x = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    feed = {"x": x}
+    if "image" in text:
+        feed["image"] = rng.uniform(-100, 100, shape).astype(dtype)
+    results = {}
+    params = None
+    for backend in ("cpu", "cuda"):
+        net = Net(proto.parse(text), dtype=dtype, backend=backend)
+        types = sorted({layer.type for layer in net.layers} - {"Input"})
+        assert types == sorted(DEVICE_TYPES[net.name]), types
+        if params is None:
+            params = {name: [b.data.copy() for b in blobs] for name, blobs in net.params.items()}
+        for name, blobs in net.params.items():
+            for blob, value in zip(blobs, params[name]):
+                blob.data[...] = value
+        net.params_to_device()                          # the host writes above made the host copies newer
+        if backend == "cuda":
+            with counting_transfers() as forward_counts:         # the first forward: buffers made, lattices
+                net.forward(**feed)                              # built (the spatial one at set-up)
+            with counting_transfers() as again_counts:
+                out = net.forward(**feed)["y"].copy()
+            with counting_transfers() as backward_counts:
+                dx = net.backward(y=g)["x"].copy()
+        else:
+            net.forward(**feed)
+            out = net.forward(**feed)["y"].copy()
+            dx = net.backward(y=g)["x"].copy()
+        results[backend] = [out, dx] + [b.diff.copy() for blobs in net.params.values() for b in blobs]
+    # relative to each array's largest magnitude: sums of products are added in another order than BLAS
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())))
+    return forward_counts, again_counts, backward_counts
+
+
+def synced_memory_rules():
+    """Caffe's SyncedMemory rule on one blob: reads copy only when the other side is newer, host writes mark
+    the host newer, buffers are made once per shape."""
+    from crfrnn_np.blob import Blob
+    blob = Blob((2, 5), np.float32, "b")
+    with counting_transfers() as counts:
+        dev = blob.mutable_gpu_data()                       # zeros made on the device: nothing crosses
+        assert counts == {"to_device": 0, "to_host": 0}, counts
+        np.testing.assert_array_equal(blob.cpu_data(), 0)  # device newer: one copy back
+        blob.cpu_data()
+        blob.gpu_data()                                     # synced: nothing crosses
+        assert counts == {"to_device": 0, "to_host": 1}, counts
+        blob.data[0, 0] = 7                                 # a host write: host newer
+        assert blob.gpu_data() is dev                       # the same buffer, updated once
+        assert counts == {"to_device": 1, "to_host": 1}, counts
+        assert dev.copy_to_host()[0, 0] == 7
+        blob.reshape((2, 5))                                # same shape: buffers kept
+        assert blob.gpu_data() is dev
+        blob.reshape((3, 5))                                # new shape: new buffers
+        assert blob.gpu_data() is not dev and blob.gpu_data().shape == (3, 5)
+
+
+def main():
+    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.cuda_kernel import recording, undeclared
+    part = sys.argv[1] if len(sys.argv) > 1 else None
+    with recording() as launches:
+        for name in PARTS if part is None else [part]:
+            check_nets(name)
+    bad = undeclared(launches)
+    assert not bad, "launches with undeclared signatures (what runs must be what the PTX test compiles):\n" \
+        + "\n".join(bad)
+    print("launched:", " ".join(sorted(name.rsplit(".", 1)[-1] for name in {n for n, _ in launches})))
+    if part in (None, "layers"):
+        synced_memory_rules()
+    print("cudasim net OK")
+    return 0
+
+
+#: Host -> device and device -> host copies (to_device, to_host) of each net's first forward, a second forward
+#: on the same inputs, and the backward. Forward: one input in, one output back (parameters went to the device
+#: when the net was made, the spatial lattice at set-up). Backward: the output's diff in, each input's diff
+#: back (the filter net's image gets a zero diff on the device, the CRF layer's none). The first forward of
+#: the filter and CRF nets also builds a bilateral lattice per image, half of it on the host: per image the
+#: features and 5 lattice arrays go across, 3 simplex arrays come back; the second forward finds it cached.
+TRANSFERS = {"small": ((1, 1), (1, 1), (1, 1)), "step": ((1, 1), (1, 1), (1, 1)),
+             "filters": ((1 + 2 * 6, 1 + 2 * 3), (1, 1), (1, 2)), "crf": ((1 + 6, 1 + 3), (1, 1), (1, 1)),
+             "fcn": ((1, 1), (1, 1), (1, 1)), "misc": ((1, 1), (1, 1), (1, 1)), "eltwise": ((1, 1), (1, 1), (1, 1)),
+             # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
+             # host), each input's diff back (the labels' Split writes theirs, zero, as on the CPU)
+             "loss": ((2, 2), (2, 2), (0, 2))}
+
+
+#: Eltwise PROD (both gradient forms) and MAX (three bottoms).
+ELTWISE_NET = """name: "eltwise" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "a" type: "TanH" bottom: "x" top: "a" }
+layer { name: "b" type: "Sigmoid" bottom: "x" top: "b" }
+layer { name: "p" type: "Eltwise" bottom: "a" bottom: "b" bottom: "x" top: "p" eltwise_param { operation: PROD } }
+layer { name: "q" type: "Eltwise" bottom: "p" bottom: "b" top: "q"
+        eltwise_param { operation: PROD stable_prod_grad: false } }
+layer { name: "y" type: "Eltwise" bottom: "q" bottom: "a" bottom: "x" top: "y" eltwise_param { operation: MAX } }"""
+
+#: SoftmaxWithLoss (with an ignored label) and Accuracy (top 2) on the device.
+LOSS_NET = """name: "loss" force_backward: true
+layer { name: "in" type: "Input" top: "x" top: "label" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 }
+        shape { dim: 2 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" top: "loss"
+        loss_param { ignore_label: 1 } }
+layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" accuracy_param { top_k: 2 } }"""
+
+
+def run_loss_net(dtype):
+    """LOSS_NET on cuda and cpu: loss, accuracy and the scores' diff agree; returns the transfer counts of
+    the first and second cuda forwards and of the backward."""
+    from crfrnn_np import Net, proto
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    label = rng.integers(0, 3, (2, 1, 4, 4)).astype(dtype)
+    results = {}
+    for backend in ("cpu", "cuda"):
+        net = Net(proto.parse(LOSS_NET), dtype=dtype, backend=backend)
+        assert sorted({layer.type for layer in net.layers} - {"Input"}) == ["Accuracy", "SoftmaxWithLoss", "Split"]
+        with counting_transfers() as forward_counts:
+            net.forward(x=x, label=label)
+        with counting_transfers() as again_counts:
+            out = net.forward(x=x, label=label)
+            out = [float(out["loss"]), float(out["acc"])]
+        with counting_transfers() as backward_counts:
+            dx = net.backward()["x"].copy()
+        results[backend] = out, dx, forward_counts, again_counts, backward_counts
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(results["cuda"][0], results["cpu"][0], rtol=tol)
+    np.testing.assert_allclose(results["cuda"][1], results["cpu"][1], rtol=tol, atol=tol)
+    assert results["cpu"][0][0] > 0 and 0 < results["cpu"][0][1] <= 1
+    return results["cuda"][2:]
+
+
+#: The nets each part of the check runs, with their dtypes (the simulator is slow: the filter net in float32,
+#: the CRF net, T = 2 iterations of all the step layers and the filters, in float64); the tests run each part
+#: in its own subprocess, which pytest-xdist can run side by side: "small" (tests/layers/test_neuron_cuda.py),
+#: "step" (test_crf_cuda.py), "eltwise" (test_eltwise_cuda.py), "layers" and "crf" (test_synced_memory.py).
+PARTS = {
+    "small": ((NET, ("float32", "float64")),),
+    "step": ((STEP_NET, ("float32", "float64")),),
+    "eltwise": ((ELTWISE_NET, ("float32", "float64")),),
+    "layers": ((FCN_NET, ("float32", "float64")), (MISC_NET, ("float32", "float64")),
+               (LOSS_NET, ("float32", "float64"))),
+    "crf": ((FILTER_NET, ("float32",)), (CRF_NET, ("float64",))),
+}
+
+
+def check_nets(part):
+    for text, dtypes in PARTS[part]:
+        name = text.split('"')[1]
+        for dtype in dtypes:
+            counts = run_loss_net(dtype) if text is LOSS_NET else run_small_net(dtype, text)
+            print("%s %s transfers: first forward %s, forward %s, backward %s" % ((name, dtype) + tuple(counts)))
+            expected = [{"to_device": a, "to_host": b} for a, b in TRANSFERS[name]]
+            assert list(counts) == expected, (name, counts)
+
+if __name__ == "__main__":
+    sys.exit(main())
