@@ -24,9 +24,10 @@ post-processing step. This script measures it on data generated in seconds:
 * Mean IU over the held-out images for each, and a picture of the learned compatibility mu of (c) (the
   paper's Figure 5), written as a PNG. ``--seeds 1,2,3`` runs each seed (data, initialisation and batches all
   follow it) and prints mean +- sample standard deviation with the per-seed values; ``--json FILE`` writes
-  ``{"seeds", "a", "b", "c", "c_checkpoints"}``; ``--quick`` shrinks the problem (48 x 48 images, 120 / 24
-  images, 200 + 100 iterations, a checkpoint every 25); ``--diagnose`` prints, at each checkpoint, the loss
-  range, the largest update norms of the FCN and of the CRF, and the CRF's parameters.
+  ``{"seeds", "a", "b", "c", "c_checkpoints", "mu", "classes"}`` (``mu``: (c)'s learned compatibility per
+  seed); ``--quick`` shrinks the problem (48 x 48 images, 120 / 24 images, 200 + 100 iterations, a checkpoint
+  every 25); ``--diagnose`` prints, at each checkpoint, the loss range, the largest update norms of the FCN
+  and of the CRF, and the CRF's parameters.
 
 Why (c) swung, and what changed (``--diagnose``, 2 shared CPU cores)
 --------------------------------------------------------------------
@@ -80,7 +81,11 @@ little data and training, the claim that end-to-end training beats the CRF as po
 mean of the quick study but not at the full size: the evidence does not support it reliably.
 
 Ablations (``docs/experiments.md``): ``--train-iterations 10`` (T of (c) in training), ``--fixed-mu`` (mu
-kept at the Potts -I); ``--plot NAME=JSON ...`` draws (c)'s checkpoints of earlier ``--json`` runs.
+kept at the Potts -I), ``--untied`` (each of (c)'s T iterations its own W_s, W_b, mu: the STEPS engine's
+``untied: true``; (c) is then tested with the T it was trained with, there being no parameters for more
+iterations), ``--test-iterations N`` (T of (b) and of a tied (c) at test, 10 by default; set it to the
+training T to compare with an untied (c) at the same T); ``--plot NAME=JSON ...`` draws (c)'s checkpoints of
+earlier ``--json`` runs, and the learned mu of those that recorded it (the paper's Figure 5).
 
 Usage: ``python -m bench.experiment_crf [--seeds 1,2,3] [--quick] [--json FILE] [--diagnose] [--out DIR]
 [--iters-fcn N] [--iters-crf M] [--n-train K] ...``
@@ -156,8 +161,10 @@ def fcn_layers(num_classes, size, lr_mult=1.0):
               'crop_param { axis: 2 offset: 2 } }\n')
 
 
-def net_text(batch, size, num_classes, crf_iterations=0, loss=True, crf_lr_mult=(1.0, 1.0, 1.0), fcn_lr_mult=1.0):
-    """The whole net: inputs, FCN, optional CRF-RNN, optional loss. Output ``pred`` (or ``score``)."""
+def net_text(batch, size, num_classes, crf_iterations=0, loss=True, crf_lr_mult=(1.0, 1.0, 1.0), fcn_lr_mult=1.0,
+             untied=False):
+    """The whole net: inputs, FCN, optional CRF-RNN (``untied``: one W_s, W_b, mu per iteration, the three
+    lr_mult applying by role), optional loss. Output ``pred`` (or ``score``)."""
     text = ('name: "crf_experiment"\nlayer { name: "input" type: "Input" top: "data" top: "image" top: "label" '
             'input_param { shape { dim: %d dim: 3 dim: %d dim: %d } shape { dim: %d dim: 3 dim: %d dim: %d } '
             'shape { dim: %d dim: 1 dim: %d dim: %d } } }\n'
@@ -170,7 +177,8 @@ def net_text(batch, size, num_classes, crf_iterations=0, loss=True, crf_lr_mult=
                  'bottom: "image" top: "pred" param { lr_mult: %g } param { lr_mult: %g } '
                  'param { lr_mult: %g } multi_stage_meanfield_param { num_iterations: %d '
                  'theta_alpha: 8 theta_beta: 13 theta_gamma: 3 spatial_filter_weight: 3 '
-                 'bilateral_filter_weight: 5 } }\n' % (tuple(crf_lr_mult) + (crf_iterations,)))
+                 'bilateral_filter_weight: 5%s } }\n'
+                 % (tuple(crf_lr_mult) + (crf_iterations, " untied: true" if untied else "")))
         out = "pred"
     if loss:
         text += ('layer { name: "loss" type: "SoftmaxWithLoss" bottom: "%s" bottom: "label" top: "loss" }\n'
@@ -240,7 +248,7 @@ def predict(net, out, images, labels, batch):
 
 def step_record(solver):
     """After a step: the loss and the L2 norm of the last update (Caffe's solvers leave the update in the
-    parameter diffs) of the FCN's parameters and of the CRF's three blobs."""
+    parameter diffs) of the FCN's parameters and of the CRF's blobs (3, or 3T untied)."""
     net = solver.net
     crf = {id(b) for b in net.params["inference1"]}
     fcn2 = sum(float(np.sum(b.diff.astype(np.float64) ** 2)) for b in net.learnable_params if id(b) not in crf)
@@ -251,9 +259,9 @@ def step_record(solver):
 
 def diagnose(solver, steps, C):
     """One line: loss range and largest update norms over ``steps``, and the CRF's parameters now (mean of the
-    diagonals of W_s, W_b, mu and the largest off-diagonal |mu|)."""
+    diagonals of W_s, W_b, mu and the largest off-diagonal |mu|; untied, those of the last iteration)."""
     loss, fcn, crf, unary = (np.array(v) for v in zip(*steps))
-    w_s, w_b, mu = (b.data.reshape(C, C) for b in solver.net.params["inference1"])
+    w_s, w_b, mu = (b.data.reshape(C, C) for b in solver.net.params["inference1"][-3:])
     off = np.abs(mu - np.diag(np.diag(mu))).max()
     return ("loss %.3f..%.3f, update norm FCN max %.2e (median %.2e), CRF max %.2e; gradient norm at the unary "
             "median %.2e; diag W_s %.3f, W_b %.3f, mu %.3f, max |offdiag mu| %.3f"
@@ -306,18 +314,20 @@ def run(args, seed=None):
     copy_params(fcn.net, test_net)
     miu_a, ius_a = mean_iu(predict(test_net, "score", test_x, test_y, args.batch), test_y, C)
 
-    crf_test_text, _ = net_text(args.batch, args.size, C, crf_iterations=10, loss=False)
+    crf_test_text, _ = net_text(args.batch, args.size, C, crf_iterations=args.test_iterations, loss=False)
     post = cn.Net(cn.proto.parse(crf_test_text), phase="TEST", weights=snapshot)
     miu_b, ius_b = mean_iu(predict(post, "pred", test_x, test_y, args.batch), test_y, C)
 
-    print("(c) training FCN + CRF-RNN end to end from the FCN snapshot: %d iterations (T = %d)"
-          % (args.iters_crf, args.train_iterations), flush=True)
+    test_t = args.train_iterations if args.untied else args.test_iterations
+    print("(c) training FCN + CRF-RNN end to end from the FCN snapshot: %d iterations (T = %d, %s; T = %d at test)"
+          % (args.iters_crf, args.train_iterations, "untied" if args.untied else "tied", test_t), flush=True)
     crf_train_text, _ = net_text(args.batch, args.size, C, crf_iterations=args.train_iterations,
                                  crf_lr_mult=crf_mults,
-                                 fcn_lr_mult=args.fcn_lr_mult)
+                                 fcn_lr_mult=args.fcn_lr_mult, untied=args.untied)
     e2e = solver_for(crf_train_text, args.lr_finetune, args.iters_crf, seed, args)
     e2e.copy_weights(snapshot)
-    crf_net = cn.Net(cn.proto.parse(crf_test_text), phase="TEST")
+    c_test_text, _ = net_text(args.batch, args.size, C, crf_iterations=test_t, loss=False, untied=args.untied)
+    crf_net = cn.Net(cn.proto.parse(c_test_text), phase="TEST")
     checkpoints, steps = [], []
 
     def checkpoint(_):
@@ -334,7 +344,7 @@ def run(args, seed=None):
     copy_params(e2e.net, crf_net)
     miu_c, ius_c = mean_iu(predict(crf_net, "pred", test_x, test_y, args.batch), test_y, C)
 
-    mu = crf_net.params["inference1"][2].data.reshape(C, C).copy()
+    mu = crf_net.params["inference1"][-1].data.reshape(C, C).copy()      # untied: the last iteration's
     png = os.path.join(args.out, "compatibility_seed%d.png" % seed)
     save_matrix_png(mu, png)
     print("seed %d: mean IU on %d held-out images (per class: %s)" % (seed, args.n_test, ", ".join(CLASSES)))
@@ -342,7 +352,8 @@ def run(args, seed=None):
                           ("(c) FCN + CRF-RNN end to end", miu_c, ius_c)):
         print("  %-30s %.4f   [%s]" % (tag, miu, ", ".join("%.4f" % v for v in ius)))
     print("  (c) at the checkpoints: %s" % ", ".join("%.4f" % v for v in checkpoints))
-    print("learned compatibility mu (rows: label of the pixel, columns: label of its neighbours):")
+    print("learned compatibility mu%s (rows: label of the pixel, columns: label of its neighbours):"
+          % (" of iteration %d" % test_t if args.untied else ""))
     for row in mu:
         print("  " + " ".join("%8.4f" % v for v in row))
     print("picture: %s; %.1f s for this seed" % (png, time.perf_counter() - t0), flush=True)
@@ -351,11 +362,15 @@ def run(args, seed=None):
 
 def summarise(seeds, results):
     """Print (a), (b), (c) as mean +- standard deviation over the seeds, with the per-seed values; return the
-    JSON record ``{"seeds", "a", "b", "c", "c_checkpoints"}``."""
+    JSON record ``{"seeds", "a", "b", "c", "c_checkpoints"}``, with ``"mu"`` (per seed, (c)'s learned C x C
+    compatibility, the last iteration's when untied) and ``"classes"`` when the results hold ``mu``."""
     record = {"seeds": list(seeds)}
     for key in ("a", "b", "c"):
         record[key] = [float(r[key]) for r in results]
     record["c_checkpoints"] = [[float(v) for v in r["c_checkpoints"]] for r in results]
+    if all("mu" in r for r in results):
+        record["mu"] = [np.asarray(r["mu"], np.float64).tolist() for r in results]
+        record["classes"] = list(CLASSES)
     names = {"a": "(a) FCN alone", "b": "(b) FCN + CRF after training", "c": "(c) FCN + CRF-RNN end to end"}
     print()
     print("mean IU over %d seeds (%s); std is the sample standard deviation (ddof 1)"
@@ -404,6 +419,44 @@ def plot_checkpoints(named, path, eval_every):
     plt.close(fig)
 
 
+def plot_compatibility(named, path):
+    """The paper's Figure 5: per setup, (c)'s learned compatibility mu (mean over the seeds) as a C x C heat map
+    with the class names and the values written in the cells (matplotlib).
+
+    Parameters
+    ----------
+    named : list of (str, dict)
+        Setup name and its JSON record (``mu``: per seed a C x C list; ``classes``).
+    path : str
+        PNG to write (atomic replace).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from crfrnn_np.atomic import atomic_path
+    mus = [np.mean(np.asarray(record["mu"], np.float64), axis=0) for _, record in named]
+    span = max(np.abs(m).max() for m in mus)
+    fig, axes = plt.subplots(1, len(named), figsize=(2.8 * len(named) + 1.6, 3.8), squeeze=False,
+                             constrained_layout=True)
+    for ax, (name, record), mu in zip(axes[0], named, mus):
+        classes = record.get("classes", [str(c) for c in range(len(mu))])
+        image = ax.imshow(mu, cmap="RdBu_r", vmin=-span, vmax=span)
+        for (i, j), v in np.ndenumerate(mu):
+            ax.text(j, i, "%.2f" % (0.0 if abs(v) < 0.005 else v), ha="center", va="center", fontsize=8,
+                    color="white" if abs(v) > 0.6 * span else "black")
+        ax.set_xticks(range(len(classes)))
+        ax.set_xticklabels(classes, rotation=30, fontsize=8)
+        ax.set_yticks(range(len(classes)))
+        ax.set_yticklabels(classes if ax is axes[0][0] else [], fontsize=8)
+        ax.set_title("%s\n(mean of %d seeds)" % (name, len(record["mu"])), fontsize=9)
+        ax.set_xlabel("label of a neighbour", fontsize=8)
+    axes[0][0].set_ylabel("label of the pixel", fontsize=8)
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="learned mu (negative: compatible)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
 QUICK = {"size": 48, "n_train": 120, "n_test": 24, "iters_fcn": 200, "iters_crf": 100, "eval_every": 25}
 
 
@@ -422,6 +475,10 @@ def main(argv=None):
     p.add_argument("--crf-lr-mult", type=float, default=10.0, help="lr_mult of the CRF's W_s, W_b, mu in (c)")
     p.add_argument("--train-iterations", type=int, default=5, help="mean-field iterations T of (c) in training")
     p.add_argument("--fixed-mu", action="store_true", help="(c) keeps mu at the Potts -I (lr_mult 0)")
+    p.add_argument("--untied", action="store_true",
+                   help="(c) has its own W_s, W_b, mu in each iteration (tested with the training T)")
+    p.add_argument("--test-iterations", type=int, default=10,
+                   help="mean-field iterations T of (b), and of a tied (c), at test")
     p.add_argument("--fcn-lr-mult", type=float, default=1.0, help="lr_mult of the FCN's layers in (c)")
     p.add_argument("--lr-policy", default="step", help="lr_policy of the last iters_crf iterations (fixed | step)")
     p.add_argument("--clip", type=float, default=5.0, help="clip_gradients of the last iters_crf iterations")
@@ -431,11 +488,12 @@ def main(argv=None):
     p.add_argument("--seeds", help="comma-separated seeds: run each, print mean +- std and per-seed values")
     p.add_argument("--quick", action="store_true",
                    help="smaller problem: %s" % ", ".join("%s %s" % kv for kv in QUICK.items()))
-    p.add_argument("--json", help="write {seeds, a, b, c, c_checkpoints} here")
+    p.add_argument("--json", help="write {seeds, a, b, c, c_checkpoints, mu, classes} here")
     p.add_argument("--diagnose", action="store_true",
                    help="at each checkpoint of (c): loss range, update norms of the FCN and the CRF, CRF parameters")
     p.add_argument("--plot", nargs="+", metavar="NAME=JSON",
-                   help="only draw (c)'s checkpoints of earlier --json runs into --out/checkpoints.png")
+                   help="only draw (c)'s checkpoints of earlier --json runs into --out/checkpoints.png, and "
+                        "their learned mu into --out/compatibility.png")
     args = p.parse_args(argv)
     if args.plot:
         import json
@@ -448,6 +506,11 @@ def main(argv=None):
         png = os.path.join(args.out, "checkpoints.png")
         plot_checkpoints(named, png, QUICK["eval_every"] if args.quick else args.eval_every)
         print("wrote %s" % png)
+        with_mu = [(name, record) for name, record in named if record.get("mu")]
+        if with_mu:
+            png = os.path.join(args.out, "compatibility.png")
+            plot_compatibility(with_mu, png)
+            print("wrote %s" % png)
         return 0
     if args.quick:
         for key, value in QUICK.items():

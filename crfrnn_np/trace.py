@@ -315,6 +315,9 @@ def trace_layer(net, layer_name, index=0, label=None):
     layer = net.layers[i]
     if layer.type != "MultiStageMeanfield" or layer.engine != "STEPS":
         raise NetError("layer '%s' is not a MultiStageMeanfield layer running the STEPS engine" % layer_name)
+    if layer.untied:        # the free energy and its caveats are those of one CRF: one W_s, W_b, mu
+        raise NetError("layer '%s' is untied (one W_s, W_b, mu per iteration); the trace records the tied "
+                       "layer only" % layer_name)
     bottom, top = net.bottom_vecs[i], net.top_vecs[i]
     if not 0 <= index < bottom[0].shape[0]:
         raise ShapeError("image index %d is outside the batch of %d" % (index, bottom[0].shape[0]))

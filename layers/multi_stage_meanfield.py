@@ -17,6 +17,13 @@ W_s = w_s·I, W_b = w_b·I, μ = −I where the diagonals come from ``spatial_fi
 ``bilateral_filter_weights_str`` (C numbers), else ``spatial_filter_weight`` / ``bilateral_filter_weight``
 when given, else the intended reference values 3 and 5 (spec §1.4; the ``.par`` files are not read).
 
+Untied (``multi_stage_meanfield_param { untied: true }``, the paper's ablation): each iteration t has its own
+W_s^t, W_b^t, μ^t, so ``blobs`` holds 3T blobs in iteration order, ``blobs[3(t−1) + k]`` for iteration t =
+1..T and k = 0 (W_s), 1 (W_b), 2 (μ) (:func:`parameter_index`); each starts at the tied layer's initial
+value. ``param { ... }`` specs: 3T of them apply blob by blob; exactly 3 apply by role to every iteration
+(lr_mult and decay_mult; a ``name`` only to iteration 1's blob, the others are the layer's own). Only the
+``STEPS`` engine runs it.
+
 Backward (BPTT, spec §2.2): the steps' backwards in reverse order; ∂U = Σ_t ∂L_t (the unary fans out to T
 UnaryAdds), ∂Q0 from the first softmax only, no gradient to the image (it only fixes the lattice
 features), parameter diffs accumulated over iterations and images (``+=``, so ``iter_size`` accumulation
@@ -34,8 +41,8 @@ engine        what runs                                                         
 ``FUSED``     :mod:`crfrnn_np.fused.meanfield`: the same maths rearranged into fused CPU kernels  ``cpu`` only
               (compatibility products on the lattice vertices, one pass per pixel per
               iteration), each kernel tested against the steps it replaces; any other backend
-              is an error
-``DEFAULT``   ``FUSED`` on the ``cpu`` backend, ``STEPS`` everywhere else                       every backend
+              or ``untied: true`` is an error
+``DEFAULT``   ``FUSED`` on the ``cpu`` backend, ``STEPS`` everywhere else and when untied       every backend
 ============  ===========================================================================  ===============
 
 Both engines keep per-iteration state for the backward in the TRAIN phase (or when :attr:`keep_iterations`
@@ -45,6 +52,7 @@ when it is in a net): the spatial lattice once per H×W, one bilateral lattice p
 shared by all 2T filters and the backward.
 """
 import copy
+import re
 
 import numpy as np
 
@@ -80,6 +88,25 @@ def iteration_blob(layer_name, t, role):
     return "%s_iter%d_%s" % (layer_name, t, role)
 
 
+def parameter_index(t, k, untied):
+    """Index in ``blobs`` of parameter k (0 W_s, 1 W_b, 2 μ) of iteration t (1-based): k when tied,
+    3(t−1) + k when untied."""
+    return len(PARAM_SUFFIXES) * (t - 1) + k if untied else k
+
+
+def blob_param_spec(layer_param, i):
+    """The ``ParamSpec`` of parameter blob i of a MultiStageMeanfield layer (module docstring: 3T specs apply
+    blob by blob; exactly 3 apply by role to every iteration of an untied layer, named only for iteration 1)."""
+    params = layer_param.param
+    if i < len(params):
+        return params[i]
+    if layer_param.multi_stage_meanfield_param.untied and len(params) == len(PARAM_SUFFIXES):
+        spec = params[i % len(PARAM_SUFFIXES)].copy()
+        spec.clear("name")
+        return spec
+    return Message("ParamSpec")
+
+
 def _where(layer_param):
     where = layer_param.where("type") or layer_param.where()
     return "%slayer '%s' (MultiStageMeanfield): " % (where + ": " if where else "", layer_param.name)
@@ -101,6 +128,8 @@ def unrolled_layers(layer_param):
         Compatibility kinds share their matrix across iterations through ``param { name: "<layer>_spatial_weight"
         }`` (``_bilateral_weight``, ``_compatibility``), carrying the layer's lr/decay multipliers. The last
         UnaryAdd writes the layer's top; phase and include/exclude rules are copied to every step.
+        With ``untied: true`` the Compatibility steps are not shared: each has its own blob, with the
+        ParamSpec of the layer's blob :func:`parameter_index` (:func:`blob_param_spec`).
 
     Raises
     ------
@@ -118,6 +147,7 @@ def unrolled_layers(layer_param):
     if T < 2:
         raise NetError("%snum_iterations must be at least 2 (as in the reference), got %d" % (where, T))
     unary, q0, data = layer_param.bottom
+    untied = bool(mp.untied)
     diagonals = (_diagonal_string(mp, "spatial"), _diagonal_string(mp, "bilateral"), "-1")
 
     def step(t, kind, type_name, bottoms, top):
@@ -128,12 +158,13 @@ def unrolled_layers(layer_param):
                 setattr(lp, field, copy.deepcopy(getattr(layer_param, field)))
         return lp
 
-    def compatibility(t, kind, index, bottom, top):
+    def compatibility(t, kind, k, bottom, top):
         lp = step(t, kind, "Compatibility", [bottom], top)
-        spec = layer_param.param[index].copy() if index < len(layer_param.param) else Message("ParamSpec")
-        spec.name = "%s_%s" % (name, PARAM_SUFFIXES[index])
+        spec = blob_param_spec(layer_param, parameter_index(t, k, untied)).copy()
+        if not untied:
+            spec.name = "%s_%s" % (name, PARAM_SUFFIXES[k])
         lp.param = [spec]
-        lp.mutable("compatibility_param").diagonal_str = diagonals[index]
+        lp.mutable("compatibility_param").diagonal_str = diagonals[k]
         return lp
 
     layers = []
@@ -204,10 +235,11 @@ def _distinct_names(layer_param):
 def weight_aliases(layers):
     """Extra names under which weights files may hold a mean-field layer's parameters.
 
-    A caffemodel saved from a MultiStageMeanfield net holds layer ``X`` with the three blobs (W_s, W_b, μ);
-    one saved from its unrolled net (``crfrnn unroll``) holds the Compatibility steps ``X_iter<t>_spatial_weight``,
-    ``X_iter<t>_bilateral_weight`` and ``X_iter<t>_compatibility`` with one blob each. Either file loads
-    into either net through these aliases.
+    A caffemodel saved from a MultiStageMeanfield net holds layer ``X`` with the three blobs (W_s, W_b, μ),
+    or 3T when untied; one saved from its unrolled net (``crfrnn unroll``) holds the Compatibility steps
+    ``X_iter<t>_spatial_weight``, ``X_iter<t>_bilateral_weight`` and ``X_iter<t>_compatibility`` with one
+    blob each (the same three for every t when tied, their own when untied). Either file loads into either
+    net through these aliases.
 
     Parameters
     ----------
@@ -219,26 +251,40 @@ def weight_aliases(layers):
     dict
         name -> ``(description, [Blob, ...])``: for every mean-field layer X its per-step names (one blob
         each); for every unrolled layer X whose three shared parameters are all present, the name X (three
-        blobs). Names of real layers are left out: a real layer always wins.
+        blobs; 3T for an untied one: Compatibility steps ``X_iter<t>_<suffix>`` that do not share
+        ``X_<suffix>``, complete for t = 1..T). Names of real layers are left out: a real layer always wins.
     """
     real = {layer.name for layer in layers}
     aliases = {}
     unrolled = {}                       # X -> {suffix index: blob}
+    untied = {}                         # X -> {(t, suffix index): blob}
+    step_name = re.compile(r"^(.+)_iter(\d+)_(%s)$" % "|".join(PARAM_SUFFIXES))
     for layer in layers:
         if layer.type == "MultiStageMeanfield":
             for t in range(1, layer.num_iterations + 1):
                 for k, suffix in enumerate(PARAM_SUFFIXES):
+                    i = parameter_index(t, k, layer.untied)
                     aliases["%s_iter%d_%s" % (layer.name, t, suffix)] = (
-                        "parameter %d of MultiStageMeanfield '%s'" % (k, layer.name), [layer.blobs[k]])
+                        "parameter %d of MultiStageMeanfield '%s'" % (i, layer.name), [layer.blobs[i]])
         elif layer.type == "Compatibility" and layer.layer_param.param:
             name = layer.layer_param.param[0].name
+            match = step_name.match(layer.name)
             for k, suffix in enumerate(PARAM_SUFFIXES):
                 if name.endswith("_" + suffix):
                     unrolled.setdefault(name[:-len(suffix) - 1], {})[k] = layer.blobs[0]
+            if match and name != "%s_%s" % (match.group(1), match.group(3)):
+                key = (int(match.group(2)), PARAM_SUFFIXES.index(match.group(3)))
+                untied.setdefault(match.group(1), {})[key] = layer.blobs[0]
     for name, blobs in unrolled.items():
         if len(blobs) == len(PARAM_SUFFIXES):
             aliases[name] = ("the unrolled MultiStageMeanfield '%s' (its shared parameters)" % name,
                              [blobs[k] for k in range(len(PARAM_SUFFIXES))])
+    for name, blobs in untied.items():
+        T = len(blobs) // len(PARAM_SUFFIXES)
+        wanted = [(t, k) for t in range(1, T + 1) for k in range(len(PARAM_SUFFIXES))]
+        if T >= 2 and set(blobs) == set(wanted):
+            aliases[name] = ("the unrolled untied MultiStageMeanfield '%s' (%d parameters)" % (name, len(wanted)),
+                             [blobs[key] for key in wanted])
     return {name: target for name, target in aliases.items() if name not in real}
 
 
@@ -248,15 +294,20 @@ def resolve_engine(layer_param, backend):
     Raises
     ------
     NetError
-        ``FUSED`` asked for on a backend other than ``"cpu"`` (the fused kernels are CPU kernels).
+        ``FUSED`` asked for on a backend other than ``"cpu"`` (the fused kernels are CPU kernels), or with
+        ``untied: true`` (the fused kernels take one W_s, W_b, μ).
     """
     from crfrnn_np.errors import NetError
-    asked = layer_param.multi_stage_meanfield_param.engine
+    mp = layer_param.multi_stage_meanfield_param
+    asked = mp.engine
+    if asked == "FUSED" and mp.untied:
+        raise NetError("%sengine FUSED does not run untied: true (one W_s, W_b, mu per iteration); use engine "
+                       "STEPS or DEFAULT" % _where(layer_param))
     if asked == "FUSED" and backend != "cpu":
         raise NetError("%sengine FUSED runs on the cpu backend only (this net's backend is '%s'); use engine "
                        "STEPS or DEFAULT" % (_where(layer_param), backend))
     if asked == "DEFAULT":
-        return "FUSED" if backend == "cpu" else "STEPS"
+        return "FUSED" if backend == "cpu" and not mp.untied else "STEPS"
     return asked
 
 
@@ -264,7 +315,8 @@ class StepsEngine:
     """MultiStageMeanfield's ``STEPS`` engine: the step-layer sub-net of ``crfrnn unroll``, run as a Net.
 
     The parent's bottoms are the sub-net's inputs (the same arrays, no copy), the parent's three parameter
-    blobs are the sub-net's Compatibility blobs (shared by every iteration), and the parent's lattice cache
+    blobs are the sub-net's Compatibility blobs (shared by every iteration; untied, the parent's 3T blobs, one
+    per Compatibility step, :func:`parameter_index`), and the parent's lattice cache
     is the sub-net's. Fan-out is the sub-net's business: it inserts Split layers (unary -> T UnaryAdds,
     image -> 2T filters, each P_t -> two filters) whose backward sums the diffs, as in any Caffe net.
 
@@ -285,9 +337,14 @@ class StepsEngine:
                        dtype=layer.dtype, backend=layer.backend, lattice_cache=layer.cache)
         self.inputs = [self.net.blobs[name] for name in self.layer_param.bottom]
         self.output = self.net.blobs[self.layer_param.top[0]]
-        prefix = len(self.layer_param.name) + 1
-        self.compatibility = [(step, PARAM_SUFFIXES.index(step.layer_param.param[0].name[prefix:]))
-                              for step in self.net.layers if step.type == "Compatibility"]
+        # each Compatibility step is named <layer>_iter<t>_<suffix> (unrolled_layers): its parent blob index
+        prefix = "%s_iter" % self.layer_param.name
+        self.compatibility = []
+        for step in self.net.layers:
+            if step.type == "Compatibility":
+                t, suffix = step.name[len(prefix):].split("_", 1)
+                self.compatibility.append(
+                    (step, parameter_index(int(t), PARAM_SUFFIXES.index(suffix), layer.untied)))
         self.kept = False
 
     def share_params(self):
@@ -355,6 +412,8 @@ class MultiStageMeanfieldLayer(Layer):
     ----------
     num_iterations : int
         T.
+    untied : bool
+        Each iteration has its own W_s, W_b, μ (3T blobs, :func:`parameter_index`).
     engine : {"STEPS", "FUSED"}
         The engine that runs (``DEFAULT`` resolved for the backend).
     keep_iterations : bool
@@ -377,22 +436,32 @@ class MultiStageMeanfieldLayer(Layer):
         unrolled_layers(self.layer_param)        # checks the bottoms, the top and T (whichever engine runs)
         mp = self.layer_param.multi_stage_meanfield_param
         self.num_iterations = int(mp.num_iterations)
+        self.untied = bool(mp.untied)
         self.engine = resolve_engine(self.layer_param, self.backend)
         self.keep_iterations = self.phase == "TRAIN"
         self.cache = self.lattice_cache or LatticeCache(self.backend)
         if not self.blobs:
             c = bottom[0].shape[1] if bottom[0].num_axes == 4 else 0
             diagonals = (_diagonal_string(mp, "spatial"), _diagonal_string(mp, "bilateral"), "-1")
-            for text in diagonals:
-                blob = self.make_blob((1, 1, c, c))
-                blob.data[0, 0] = np.diag(parse_diagonal(text, c, self.where("multi_stage_meanfield_param")))
-                self.blobs.append(blob)
-        self.param_propagate_down = [True, True, True]
+            for _ in range(self.num_iterations if self.untied else 1):
+                for text in diagonals:
+                    blob = self.make_blob((1, 1, c, c))
+                    blob.data[0, 0] = np.diag(parse_diagonal(text, c, self.where("multi_stage_meanfield_param")))
+                    self.blobs.append(blob)
+        self.param_propagate_down = [True] * len(self.blobs)
         if self.engine == "STEPS":
             self._engine = StepsEngine(self, bottom)
         else:
             from crfrnn_np.fused.meanfield import FusedEngine
             self._engine = FusedEngine(self)
+
+    def param_spec(self, i):
+        return blob_param_spec(self.layer_param, i)
+
+    def iteration_params(self, t):
+        """``[W_s, W_b, μ]`` (Blobs (1, 1, C, C)) that iteration t (1-based) uses; the same three for every t
+        when tied."""
+        return [self.blobs[parameter_index(t, k, self.untied)] for k in range(len(PARAM_SUFFIXES))]
 
     @property
     def steps_engine(self):

@@ -17,6 +17,8 @@ CRF-as-RNN additions (spec ``crfasrnn.md`` section 1.3) and two project-specific
 * ``MultiStageMeanfieldParameter.engine`` = 1001 (``DEFAULT``, ``STEPS``, ``FUSED``): which implementation runs
   the layer. No CRF-RNN build uses a number above 29 in that message, so the published prototxts, which
   never set it, load unchanged.
+* ``MultiStageMeanfieldParameter.untied`` = 1002 (bool, default false): each of the T iterations has its own
+  W_s, W_b, mu (3T parameter blobs; the paper's "untied" variant), run by the ``STEPS`` engine.
 
 Enums nested in a message in caffe.proto (``PoolingParameter.PoolMethod``) live here in one flat namespace;
 where two messages declare an identical enum (``Engine``) they share one definition.
@@ -343,7 +345,8 @@ define_message(
     F("spatial_filter_weight", 7, "float", default=1.0), F("bilateral_filter_weight", 8, "float", default=1.0),
     F("forced_spatial_filter_weight", 9, "float"), F("forced_bilateral_filter_weight", 10, "float"),
     F("spatial_filter_weights_str", 19, "string"), F("bilateral_filter_weights_str", 20, "string"),
-    F("force_cpu", 29, "bool"), F("engine", 1001, "MeanfieldEngine"))
+    F("force_cpu", 29, "bool"), F("engine", 1001, "MeanfieldEngine"),
+    F("untied", 1002, "bool"))
 define_message(
     "PermutohedralParameter",
     F("kernel", 1, "PermutohedralKernel"), F("theta_alpha", 2, "float", default=10.0),

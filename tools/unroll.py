@@ -5,7 +5,9 @@ bilateral), Compatibility (W_s, W_b), Eltwise SUM, Compatibility (μ) and UnaryA
 fused layer is built from (``crfrnn_np.layers.multi_stage_meanfield.unrolled_layers``). The three parameter
 matrices are shared across iterations with ``param { name: "<layer>_spatial_weight" }`` (``_bilateral_weight``,
 ``_compatibility``), so the printed net runs in ``crfrnn`` and computes the same forward and backward as the
-fused one. Legacy (V1, ``input_dim``) nets are upgraded first.
+fused one. An ``untied: true`` layer unrolls into 3T unshared Compatibility blobs (each iteration its own
+W_s, W_b, mu), which load from and into the layer's 3T blobs. Legacy (V1, ``input_dim``) nets are upgraded
+first.
 """
 import sys
 

@@ -8,10 +8,14 @@ Steps, each printed with the command it stands for:
 2. **stage 1**: ``crfrnn train --solver solver_fcn.prototxt`` (the FCN alone);
 3. **stage 2**: ``crfrnn train --solver solver_crf.prototxt --weights snapshots/fcn_iter_N.caffemodel``
    (FCN + CRF-RNN; the CRF layer is not in the stage-1 file, and the log says it keeps its initialisation);
-4. **score**: the mean IU over the validation list of (a) the stage-1 FCN, (b) the stage-1 FCN followed by the
-   CRF with its hand-set initial parameters, (c) the stage-2 net (T = 10 at test), from one confusion matrix
-   over the set, computed here (no ``crfrnn evaluate`` verb exists yet on this branch); and
-   ``panel.png``: image | ground truth | (a) | (c) for the first validation image.
+4. **predict**: the validation images through ``deploy.prototxt``, written as label PNGs
+   ``predictions/a/<stem>.png`` (the stage-1 FCN, blob ``unary``), ``predictions/b`` (the stage-1 FCN followed
+   by the CRF with its hand-set initial parameters, blob ``pred``) and ``predictions/c`` (the stage-2 net,
+   T = 10 at test); the validation ground truth is copied to ``val_labels/`` (``crfrnn evaluate`` pairs two
+   folders by file stem);
+5. **score**: ``crfrnn evaluate --predictions predictions/X --ground-truth val_labels --num-classes 4 --json
+   scores_X.json`` for X = a, b, c (mean IU from one confusion matrix over the set); and ``panel.png``:
+   image | ground truth | (a) | (c) for the first validation image.
 
 All files go to ``--work`` (default ``own_data_run``); the prototxts are copied there from this folder
 (``--quick`` shrinks sizes and iteration counts for a test that runs in seconds).
@@ -28,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 import crfrnn_np as cn
+from crfrnn_np.atomic import write_bytes
 from crfrnn_np.image import preprocess, write_label_png, write_panel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -119,46 +124,52 @@ def crfrnn(*argv):
         raise SystemExit("crfrnn %s failed (exit status %d)" % (argv[0], status))
 
 
-# -- 4. scoring ---------------------------------------------------------------------------------------------
-def confusion(pred, truth, num_classes, ignore_label=255):
-    """(C, C) counts: rows = ground truth, columns = prediction; ``ignore_label`` pixels are left out."""
-    keep = truth != ignore_label
-    idx = truth[keep].astype(np.int64) * num_classes + pred[keep].astype(np.int64)
-    return np.bincount(idx, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
-def mean_iu(conf):
-    """``(mean IU, per-class IU)`` of a confusion matrix: diag / (row + column - diag) over the classes whose
-    union is not empty (the PASCAL VOC measure)."""
-    conf = np.asarray(conf, np.float64)
-    inter = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - inter
-    ius = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
-    return float(np.nanmean(ius)), ius
-
-
+# -- 4. predictions, 5. scores ------------------------------------------------------------------------------
 def read_list(path):
+    """``[(image path, label path)]`` of an ImageSegData list (paths relative to the list's folder)."""
     folder = os.path.dirname(os.path.abspath(path))
     with open(path) as f:
-        return [[os.path.join(folder, p) for p in line.split()] for line in f if line.strip()]
+        return [tuple(os.path.join(folder, p) for p in line.split()) for line in f if line.strip()]
 
 
-def score(deploy, weights, val_list, blob):
-    """Mean IU and confusion of ``blob`` (``unary``: the FCN; ``pred``: after the CRF) over the list."""
+def stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def collect_ground_truth(pairs, folder):
+    """Copy the pairs' label PNGs to ``folder/<stem>.png``, the ground-truth folder of ``crfrnn evaluate``."""
+    os.makedirs(folder, exist_ok=True)
+    for image_path, label_path in pairs:
+        with open(label_path, "rb") as f:
+            write_bytes(os.path.join(folder, stem(image_path) + ".png"), f.read())
+    return folder
+
+
+def predict(deploy, weights, pairs, blob, folder):
+    """Run each image of ``pairs`` through the net and write the argmax of ``blob`` (``unary``: the FCN;
+    ``pred``: after the CRF) as ``folder/<stem>.png``; returns the first image's ``(rgb (H, W, 3), labels)``."""
     net = cn.Net(deploy, weights=weights, phase="TEST")
-    conf = np.zeros((len(CLASSES), len(CLASSES)), np.int64)
+    os.makedirs(folder, exist_ok=True)
     first = None
-    for image_path, label_path in read_list(val_list):
+    for image_path, _ in pairs:
         with Image.open(image_path) as im:
             rgb = np.asarray(im.convert("RGB"))
-        with Image.open(label_path) as im:
-            truth = np.asarray(im)
         net.forward(data=preprocess(rgb))
-        pred = net.blobs[blob].data[0].argmax(0)
-        conf += confusion(pred, truth, len(CLASSES))
+        labels = net.blobs[blob].data[0].argmax(0).astype(np.uint8)
+        write_label_png(labels, os.path.join(folder, stem(image_path) + ".png"))
         if first is None:
-            first = (rgb, truth, pred)
-    return mean_iu(conf) + (first,)
+            first = (rgb, labels)
+    return first
+
+
+def evaluate(predictions, ground_truth, path):
+    """``crfrnn evaluate`` of a predictions folder; returns ``(mean IU, per-class IU)`` from its JSON."""
+    import json
+    crfrnn("evaluate", "--predictions", predictions, "--ground-truth", ground_truth,
+           "--num-classes", str(len(CLASSES)), "--json", path)
+    with open(path) as f:
+        record = json.load(f)
+    return record["mean_iou"], record["per_class_iou"]
 
 
 def run(args):
@@ -181,18 +192,33 @@ def run(args):
     crfrnn("train", "--solver", os.path.join(work, "solver_crf.prototxt"), "--weights", fcn_weights,
            "--quiet-progress")
 
-    print("\n4. mean IU over %s (one confusion matrix over the set)" % val_list)
+    print("\n4. predictions for %s: (a) FCN, (b) FCN + hand-set CRF, (c) end to end, in %s"
+          % (val_list, os.path.join(work, "predictions")))
     deploy = os.path.join(work, "deploy.prototxt")
-    a, ius_a, (rgb, truth, pred_a) = score(deploy, fcn_weights, val_list, "unary")
-    b, ius_b, _ = score(deploy, fcn_weights, val_list, "pred")
-    c, ius_c, (_, _, pred_c) = score(deploy, crf_weights, val_list, "pred")
-    for tag, miu, ius in (("(a) FCN (stage 1)", a, ius_a), ("(b) FCN + hand-set CRF, T = 10", b, ius_b),
-                          ("(c) FCN + CRF-RNN end to end, T = 10", c, ius_c)):
-        print("  %-38s %.4f   per class [%s]" % (tag, miu, ", ".join("%.3f" % v for v in ius)))
+    pairs = read_list(val_list)
+    truth_folder = collect_ground_truth(pairs, os.path.join(work, "val_labels"))
+    setups = (("a", "(a) FCN (stage 1)", fcn_weights, "unary"),
+              ("b", "(b) FCN + hand-set CRF, T = 10", fcn_weights, "pred"),
+              ("c", "(c) FCN + CRF-RNN end to end, T = 10", crf_weights, "pred"))
+    firsts = {key: predict(deploy, weights, pairs, blob, os.path.join(work, "predictions", key))
+              for key, _, weights, blob in setups}
+    print("\n5. mean IU with crfrnn evaluate (one confusion matrix over the set)")
+    scores = {key: evaluate(os.path.join(work, "predictions", key), truth_folder,
+                            os.path.join(work, "scores_%s.json" % key)) for key, _, _, _ in setups}
+    print()
+    for key, tag, _, _ in setups:
+        miu, ius = scores[key]
+        print("  %-38s %.4f   per class [%s]" % (tag, miu, ", ".join("-" if v is None else "%.3f" % v
+                                                                      for v in ius)))
+    a, b, c = (scores[key][0] for key in "abc")
+    rgb = firsts["a"][0]
+    with Image.open(pairs[0][1]) as im:
+        truth = np.asarray(im)
     panel = os.path.join(work, "panel.png")
-    write_panel(panel, rgb, truth, pred_a, pred_c)
+    write_panel(panel, rgb, truth, firsts["a"][1], firsts["c"][1])
     print("panel (image | ground truth | (a) | (c)): %s; %.1f s in all" % (panel, time.perf_counter() - t0))
-    return {"a": a, "b": b, "c": c, "fcn_weights": fcn_weights, "crf_weights": crf_weights, "panel": panel}
+    return {"a": a, "b": b, "c": c, "fcn_weights": fcn_weights, "crf_weights": crf_weights, "panel": panel,
+            "predictions": os.path.join(work, "predictions"), "ground_truth": truth_folder}
 
 
 def main(argv=None):

@@ -31,7 +31,7 @@ def test_two_seeds_end_to_end_write_the_json(tmp_path, capsys):
             "--diagnose"]
     assert experiment_crf.main(argv) == 0
     record = json.loads(path.read_text())
-    assert record["seeds"] == [3, 5] and sorted(record) == ["a", "b", "c", "c_checkpoints", "seeds"]
+    assert record["seeds"] == [3, 5] and sorted(record) == ["a", "b", "c", "c_checkpoints", "classes", "mu", "seeds"]
     assert all(len(record[k]) == 2 for k in "abc")
     assert [len(c) for c in record["c_checkpoints"]] == [2, 2]
     # the last checkpoint is taken after the last iteration: it is (c) itself
