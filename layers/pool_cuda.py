@@ -1,7 +1,6 @@
 """Device kernels of Pooling (MAX with its argmax mask, AVE): the CPU kernels' loops (pool.py), one thread per
 pooled element forward, one per bottom element backward (a gather over the windows that contain it, in the
 CPU's order, so no atomics are needed). Planes are the (N*C) images; geometry: kernel, stride, pad."""
-import numba
 from numba import cuda
 
 from crfrnn_np.cuda_kernel import I64, gpu_kernel, grid_1d
@@ -10,13 +9,9 @@ from .pool import NEG_FLT_MAX
 
 _GEOMETRY = (I64,) * 6        # kh, kw, sh, sw, ph, pw
 
-
-@numba.njit(cache=True)
-def _first(h, k, s, p):
-    """The first pooled index whose window [o s - p, o s - p + k) contains position h (compiled for the
-    device when a kernel calls it)."""
-    num = h + p - k + 1
-    return 0 if num <= 0 else (num + s - 1) // s
+# Backward: the pooled rows whose window [o s - p, o s - p + k) contains row h run from
+# ceil((h + p - k + 1) / s) = (h + p - k + s) // s (floor division, also for a negative numerator), at least 0,
+# to (h + p) // s, at most the last pooled row; the same for columns.
 
 
 @gpu_kernel(lambda f: [(f[:, :, ::1],) + _GEOMETRY + (f[:, :, ::1], I64[:, :, ::1])])
@@ -58,8 +53,8 @@ def max_backward_kernel(dy, mask, kh, kw, sh, sw, ph, pw, zero, dx):
     p = t // (w_ * h_)
     me = h * w_ + w
     acc = zero
-    for oy in range(_first(h, kh, sh, ph), min(dy.shape[1], (h + ph) // sh + 1)):
-        for ox in range(_first(w, kw, sw, pw), min(dy.shape[2], (w + pw) // sw + 1)):
+    for oy in range(max(0, (h + ph - kh + sh) // sh), min(dy.shape[1], (h + ph) // sh + 1)):
+        for ox in range(max(0, (w + pw - kw + sw) // sw), min(dy.shape[2], (w + pw) // sw + 1)):
             if mask[p, oy, ox] == me:
                 acc += dy[p, oy, ox]
     dx[p, h, w] = acc
@@ -97,10 +92,10 @@ def ave_backward_kernel(dy, kh, kw, sh, sw, ph, pw, zero, dx):
     h = (t // w_) % h_
     p = t // (w_ * h_)
     acc = zero
-    for oy in range(_first(h, kh, sh, ph), min(dy.shape[1], (h + ph) // sh + 1)):
+    for oy in range(max(0, (h + ph - kh + sh) // sh), min(dy.shape[1], (h + ph) // sh + 1)):
         hstart = oy * sh - ph
         hend = min(hstart + kh, h_ + ph)
-        for ox in range(_first(w, kw, sw, pw), min(dy.shape[2], (w + pw) // sw + 1)):
+        for ox in range(max(0, (w + pw - kw + sw) // sw), min(dy.shape[2], (w + pw) // sw + 1)):
             wstart = ox * sw - pw
             wend = min(wstart + kw, w_ + pw)
             acc += dy[p, oy, ox] / ((hend - hstart) * (wend - wstart))
