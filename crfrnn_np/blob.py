@@ -5,8 +5,9 @@ net's loss with respect to ``data``), exactly as Caffe's ``Blob``. Arrays are C-
 for images) of the net's dtype, allocated lazily on first access so that a TEST-phase net that never runs
 backward never pays for its diffs.
 
-Diff semantics (the three rules every layer obeys; they are tested in ``tests/layers/test_split.py``, ``tests/engine/test_net.py`` and every layer's tests)
-------------------------------------------------------------------------------------------
+Diff semantics (the three rules every layer obeys; they are tested in ``tests/layers/test_split.py``,
+``tests/crfrnn_np/test_net.py``, ``tests/crfrnn_np/test_blob.py`` and every layer's tests)
+-------------------------------------------------------------------------------------------------
 1. ``Layer.backward`` **overwrites** the diffs of its bottom blobs.
 2. Parameter blobs (``layer.blobs``) **accumulate** their diffs (``+=``); the solver zeroes them before each
    iteration, so ``iter_size`` accumulation and weight sharing work.

@@ -49,6 +49,12 @@ CUDA
 ``MAX_DIM``
     Largest feature dimension d of the CUDA lattice: per-thread scratch (``cuda.local.array``) needs a
     compile-time size. The CPU and reference lattices have no limit.
+
+Data sets (``crfrnn segment --images``)
+---------------------------------------
+``DASK_CONNECT_TIMEOUT``
+    Seconds ``--scheduler`` waits for the scheduler to answer, and then for a first worker, before it gives
+    up with an error: long enough for a busy scheduler, short enough that a wrong address fails fast.
 """
 PARALLEL_MIN_WORK = 1 << 16
 CPU_BLOCK = 2048
@@ -65,3 +71,5 @@ SPATIAL_LATTICES = 2
 
 THREADS_PER_BLOCK = 128
 MAX_DIM = 16
+
+DASK_CONNECT_TIMEOUT = 5

@@ -12,9 +12,11 @@ Pre-processing (spec crfasrnn.md §4.3, model card of ``TVG_CRFRNN_COCO_VOC``)
 5. return a 1 x 3 x H x W float32 blob.
 
 Post-processing: argmax over the class axis, crop back to the un-padded size, save as a palette PNG with
-the PASCAL VOC colour map (:func:`voc_palette`). :func:`write_panel` puts image | unary argmax | CRF result
-side by side; :func:`mean_iou` scores a label map against ground truth.
+the PASCAL VOC colour map (:func:`voc_palette`); :func:`resize_labels` scales a label map back to the size of
+an image that was shrunk (nearest neighbour). :func:`write_panel` puts image | unary argmax | CRF result side
+by side; :func:`mean_iou` scores one label map against ground truth (:mod:`crfrnn_np.metrics` scores a set).
 """
+import io
 import os
 
 import numpy as np
@@ -145,6 +147,25 @@ def _atomic_save(image, path):
         image.save(tmp, format="PNG")
 
 
+def label_image(labels):
+    """A label map as a palette ("P" mode) PIL image with the VOC colours.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (H, W), integer values in 0..255
+
+    Returns
+    -------
+    PIL.Image.Image, mode "P", size (W, H)
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ShapeError("a label map must be 2-D, got shape %s" % (labels.shape,))
+    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+    im.putpalette(voc_palette(256).reshape(-1).tolist())
+    return im
+
+
 def write_label_png(labels, path):
     """Write a label map as a palette ("P" mode) PNG with the VOC colours (atomic replace).
 
@@ -153,20 +174,49 @@ def write_label_png(labels, path):
     labels : ndarray, shape (H, W), integer values in 0..255
     path : str
     """
+    _atomic_save(label_image(labels), path)
+
+
+def png_bytes(im):
+    """The PNG file of a PIL image, as bytes (what :func:`_atomic_save` would write)."""
+    buffer = io.BytesIO()
+    im.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def resize_labels(labels, height, width):
+    """Scale a label map to (height, width) by nearest neighbour (class indices must not be interpolated).
+
+    Output pixel ``(i, j)`` takes the input pixel whose cell contains its centre: row
+    ``floor((i + 1/2) * h / height)``, column ``floor((j + 1/2) * w / width)``, in integer arithmetic.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (h, w)
+    height, width : int
+
+    Returns
+    -------
+    ndarray, shape (height, width), the dtype of ``labels``
+    """
     labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ShapeError("a label map must be 2-D, got shape %s" % (labels.shape,))
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
-    im.putpalette(voc_palette(256).reshape(-1).tolist())
-    _atomic_save(im, path)
+    h, w = labels.shape
+    if (h, w) == (height, width):
+        return labels
+    rows = ((2 * np.arange(height) + 1) * h) // (2 * height)
+    cols = ((2 * np.arange(width) + 1) * w) // (2 * width)
+    return labels[rows[:, None], cols[None, :]]
 
 
 def read_label_png(path):
     """Read a palette PNG's indices (or a grey PNG's values) as an (H, W) uint8 label map."""
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L"):
-            raise Error("%s: expected a palette or grey label PNG, got mode %s" % (path, im.mode))
-        return np.asarray(im, dtype=np.uint8).copy()
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L"):
+                raise Error("%s: expected a palette or grey label PNG, got mode %s" % (path, im.mode))
+            return np.asarray(im, dtype=np.uint8).copy()
+    except (OSError, ValueError) as exc:           # missing, not an image, or truncated (PIL decodes lazily)
+        raise Error("%s: cannot read label map: %s" % (path, exc)) from None
 
 
 def colorize(labels):
@@ -174,16 +224,19 @@ def colorize(labels):
     return voc_palette(256)[np.asarray(labels, dtype=np.uint8)]
 
 
-def write_panel(path, rgb, *label_maps, gap=4):
-    """Write image | label map 1 | label map 2 ... side by side as an RGB PNG (atomic replace).
+def panel_image(rgb, *label_maps, gap=4):
+    """image | label map 1 | label map 2 ... side by side, as an RGB PIL image.
 
     Parameters
     ----------
-    path : str
     rgb : ndarray, shape (H, W, 3), uint8
     *label_maps : ndarray, shape (H, W) each (e.g. the unary argmax and the CRF-RNN result)
     gap : int
         White pixels between the tiles.
+
+    Returns
+    -------
+    PIL.Image.Image, mode "RGB", size (n W + (n - 1) gap, H) for n tiles
     """
     rgb = np.asarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
@@ -192,15 +245,22 @@ def write_panel(path, rgb, *label_maps, gap=4):
     for i, tile in enumerate(tiles):
         x0 = i * (w + gap)
         panel[:tile.shape[0], x0:x0 + tile.shape[1]] = tile
-    _atomic_save(Image.fromarray(panel, mode="RGB"), path)
+    return Image.fromarray(panel, mode="RGB")
+
+
+def write_panel(path, rgb, *label_maps, gap=4):
+    """Write :func:`panel_image` (image | label map 1 | label map 2 ...) as an RGB PNG (atomic replace)."""
+    _atomic_save(panel_image(rgb, *label_maps, gap=gap), path)
 
 
 def mean_iou(pred, truth, num_classes, ignore_label=255):
-    """Mean intersection over union over the classes present in ``pred`` or ``truth``.
+    """Mean intersection over union of one label map over the classes present in ``pred`` or ``truth``.
+
+    The one-image case of :mod:`crfrnn_np.metrics` (a data set is scored from its summed confusion matrix).
 
     Parameters
     ----------
-    pred, truth : ndarray, shape (H, W), integer labels
+    pred, truth : ndarray, shape (H, W), integer labels in 0..num_classes-1
     num_classes : int
     ignore_label : int
         Pixels with this ground-truth label are not counted.
@@ -208,17 +268,9 @@ def mean_iou(pred, truth, num_classes, ignore_label=255):
     Returns
     -------
     float
-        mean over classes c with a non-empty union of |pred=c and truth=c| / |pred=c or truth=c|.
+        mean over classes c with a non-empty union of |pred=c and truth=c| / |pred=c or truth=c|; 0 when no
+        pixel counts.
     """
-    pred = np.asarray(pred).astype(np.int64).ravel()
-    truth = np.asarray(truth).astype(np.int64).ravel()
-    if pred.shape != truth.shape:
-        raise ShapeError("prediction has %d pixels, ground truth %d" % (pred.size, truth.size))
-    keep = truth != ignore_label
-    pred, truth = pred[keep], truth[keep]
-    conf = np.bincount(truth * num_classes + pred, minlength=num_classes * num_classes)
-    conf = conf.reshape(num_classes, num_classes)
-    inter = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - np.diag(conf)
-    valid = union > 0
-    return float(np.mean(inter[valid] / union[valid])) if valid.any() else 0.0
+    from .metrics import confusion, scores
+    value = scores(confusion(pred, truth, num_classes, ignore_label))["mean_iou"]
+    return 0.0 if np.isnan(value) else value

@@ -498,10 +498,12 @@ class Net:
 
     # -- weights -----------------------------------------------------------------------------------------------
     def copy_from(self, path):
-        """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file."""
+        """Copy trained weights by layer name from a ``.caffemodel`` or HDF5 file; returns which layers were
+        copied, ignored and left at their fillers (:func:`crfrnn_np.weights.copy_trained_layers`)."""
         from .weights import copy_trained_layers
-        copy_trained_layers(self, path)
+        copied = copy_trained_layers(self, path)
         self.params_to_device()
+        return copied
 
     def params_to_device(self):
         """On the ``cuda`` backend, copy every parameter blob to the device now (once, after the fillers or

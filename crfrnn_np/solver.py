@@ -253,8 +253,15 @@ class Solver:
 
     def copy_weights(self, path):
         """Load weights (.caffemodel or .h5) into the train net; ``copy_from`` writes into the parameter
-        arrays in place, so the test nets, which share them, see the new values too."""
-        self.net.copy_from(path)
+        arrays in place, so the test nets, which share them, see the new values too. Logs the file's layers
+        that match none of the net's (Caffe's "Ignoring source layer") and the net's layers with parameters
+        that the file skips (they keep their filler values: a renamed, class-dependent layer)."""
+        report = self.net.copy_from(path)
+        for name in report["ignored"]:
+            self.log("Ignoring source layer %s (no layer of this name in net '%s')" % (name, self.net.name))
+        for name in report["missing"]:
+            self.log("Layer %s: not in %s, keeps its filler initialisation" % (name, os.path.basename(path)))
+        return report
 
     # -- the loop --------------------------------------------------------------------------------------------
     def add_callback(self, fn):

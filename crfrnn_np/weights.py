@@ -61,15 +61,44 @@ def _target_layers(net):
     return targets
 
 
+def _blob_key(blob):
+    """The array owner of a parameter blob (a PERMISSIVE shared view counts as its owner)."""
+    return id(getattr(blob, "_owner", blob))
+
+
+def _report(net, copied_blobs, ignored):
+    """``{"copied", "ignored", "missing"}``: the net's layers the file set (all or some of their blobs), the
+    file's layers with blobs that match no layer of the net, and the net's layers with parameters the file did
+    not touch (they keep their filler values)."""
+    copied, missing = [], []
+    for layer in net.layers:
+        if layer.blobs:
+            hit = any(_blob_key(b) in copied_blobs for b in layer.blobs)
+            (copied if hit else missing).append(layer.name)
+    return {"copied": copied, "ignored": ignored, "missing": missing}
+
+
+def _rename_hint(name):
+    return ("; if the number of classes (or outputs) changed, rename layer '%s' in the net so that this file's "
+            "blobs are skipped and it starts from its filler" % name)
+
+
 def copy_from_net_param(net, source, origin="<weights>"):
-    """Copy blobs from a decoded (and upgraded) NetParameter into ``net``."""
+    """Copy blobs from a decoded (and upgraded) NetParameter into ``net``.
+
+    Returns
+    -------
+    dict
+        ``{"copied": [...], "ignored": [...], "missing": [...]}``, see :func:`copy_trained_layers`.
+    """
     targets = _target_layers(net)
-    copied = 0
+    copied_blobs, ignored = set(), []
     for src in source.layer:
         if not src.blobs:
             continue
         target = targets.get(src.name)
         if target is None:
+            ignored.append(src.name)
             continue
         kind, blobs = target
         if len(src.blobs) != len(blobs):
@@ -79,15 +108,16 @@ def copy_from_net_param(net, source, origin="<weights>"):
             shape, legacy = blob_proto_shape(bp)
             if not _shape_matches(shape, legacy, blob.shape):
                 raise WeightsError("%s: cannot copy param %d of layer '%s' (%s): shape mismatch; the file has %s%s, "
-                                   "the net has %s" % (origin, j, src.name, kind, _fmt(shape),
-                                                       " (legacy 4-D)" if legacy else "", _fmt(blob.shape)))
+                                   "the net has %s%s" % (origin, j, src.name, kind, _fmt(shape),
+                                                         " (legacy 4-D)" if legacy else "", _fmt(blob.shape),
+                                                         _rename_hint(src.name)))
             values = blob_proto_array(bp)
             if values.size != blob.count:
                 raise WeightsError("%s: param %d of layer '%s' holds %d values, its shape %s needs %d"
                                    % (origin, j, src.name, values.size, _fmt(shape), blob.count))
             blob.data[...] = values.reshape(blob.shape)   # in place: test nets share these arrays
-            copied += 1
-    return copied
+            copied_blobs.add(_blob_key(blob))
+    return _report(net, copied_blobs, ignored)
 
 
 def copy_from_hdf5(net, path):
@@ -97,6 +127,7 @@ def copy_from_hdf5(net, path):
         f = h5py.File(path, "r")
     except OSError as e:
         raise WeightsError("%s: cannot open as HDF5: %s" % (path, e)) from None
+    copied_blobs, ignored = set(), []
     with f:
         if "data" not in f:
             raise WeightsError("%s: HDF5 weights need a root group 'data' (Caffe layout /data/<layer>/<i>)" % path)
@@ -105,6 +136,8 @@ def copy_from_hdf5(net, path):
             target = targets.get(name)
             group = data[name]
             if target is None or not hasattr(group, "keys"):
+                if hasattr(group, "keys") and len(group):
+                    ignored.append(name)
                 continue
             kind, blobs = target
             keys = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1)
@@ -118,23 +151,33 @@ def copy_from_hdf5(net, path):
                 arr = np.asarray(group[key])
                 blob = blobs[j]
                 if tuple(arr.shape) != blob.shape:
-                    raise WeightsError("%s: cannot copy /data/%s/%s: shape mismatch; the file has %s, the net has %s"
-                                       % (path, name, key, _fmt(arr.shape), _fmt(blob.shape)))
+                    raise WeightsError("%s: cannot copy /data/%s/%s: shape mismatch; the file has %s, the net has %s%s"
+                                       % (path, name, key, _fmt(arr.shape), _fmt(blob.shape), _rename_hint(name)))
                 blob.data[...] = arr
+                copied_blobs.add(_blob_key(blob))
+    return _report(net, copied_blobs, ignored)
 
 
 def copy_trained_layers(net, path):
-    """Load weights from ``path`` (HDF5 by signature, else binary protobuf) into ``net`` by layer name."""
+    """Load weights from ``path`` (HDF5 by signature, else binary protobuf) into ``net`` by layer name.
+
+    Returns
+    -------
+    dict
+        ``"copied"``: the net's layers whose parameters the file set; ``"ignored"``: the file's layers with
+        blobs that no layer of the net is named after (Caffe logs "Ignoring source layer"); ``"missing"``: the
+        net's layers with parameters the file does not name, which keep their filler values. Renaming a layer
+        (say ``score`` to ``score_4classes`` when the class count changes) moves it from "copied" to "missing".
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError("weights file '%s' does not exist" % path)
     if is_hdf5(path):
-        copy_from_hdf5(net, path)
-        return
+        return copy_from_hdf5(net, path)
     with open(path, "rb") as f:
         raw = f.read()
     source = proto.upgrade_net(proto.decode(raw, "NetParameter", filename=path))
-    copy_from_net_param(net, source, path)
+    return copy_from_net_param(net, source, path)
 
 
 def blob_to_proto(blob, write_diff=False):

@@ -23,7 +23,7 @@ The stage API is the CPU backend's (:mod:`.cpu`): ``build(features)`` returns th
 with ``vertex`` (N, d+1), ``weights`` (N, d+1), ``neighbours`` (d+1, M, 2) and ``num_vertices`` M, and
 ``splat(values, lattice)``, ``blur(buf, lattice, reverse)``, ``slice_(buf, lattice)`` and
 ``filter_(values, lattice, reverse)`` take it (the CPU versions add keyword options: a per-pixel ``scale``,
-an ``out`` array, pixel-major values). ``tests/lattice/test_lattice_stages.py`` holds the two side by side,
+an ``out`` array, pixel-major values). ``tests/lattice/test_cpu.py`` holds the two side by side,
 stage by stage.
 
 Arithmetic
@@ -58,7 +58,7 @@ The slice factor
 at the slice; the code comments call it a "magic scaling constant" without a derivation. It is a global
 gain: the splat-blur-slice operator with blur weights [0.5, 1, 0.5] per axis has a gain that grows with
 d, and alpha brings the raw output towards the unnormalised Gaussian sum ``sum_j exp(-|f_i - f_j|^2/2)``
-(``tests/lattice/test_lattice_math.py`` bounds the remaining ratio on a dense grid of points). It
+(``tests/lattice/test_reference.py`` bounds the remaining ratio on a dense grid of points). It
 cancels whenever the output is normalised by ``K 1`` (CRF-as-RNN and pydensecrf's NORMALIZE_AFTER), so
 it matters only for raw-lattice comparisons.
 

@@ -205,11 +205,14 @@ class CropLayer(Layer):
                 out[i] = given[i - start]
         return out
 
-    def layer_setup(self, bottom, top):
+    def _check_num_axes(self, bottom):
         if bottom[0].num_axes != bottom[1].num_axes:
             raise self.shape_error("bottoms must have the same number of axes: '%s' is %s, '%s' is %s"
                                    % (bottom[0].name, bottom[0].shape_string(),
                                       bottom[1].name, bottom[1].shape_string()))
+
+    def layer_setup(self, bottom, top):
+        self._check_num_axes(bottom)
         n = bottom[0].num_axes
         start = self._start_axis(bottom[0])
         given = self.layer_param.crop_param.offset
@@ -227,6 +230,7 @@ class CropLayer(Layer):
             raise self.shape_error(str(exc), field="crop_param") from None
 
     def reshape(self, bottom, top):
+        self._check_num_axes(bottom)                # again: a net's new input shape reaches only reshape
         b0, b1 = bottom
         n = b0.num_axes
         start = self._start_axis(b0)

@@ -11,6 +11,9 @@ CRF-as-RNN additions (spec ``crfasrnn.md`` section 1.3) and two project-specific
   (``TVG_CRFRNN_COCO_VOC.prototxt`` uses it; upgraded to a ``"Crop"`` layer).
 * ``LayerParameter.permutohedral_param`` = 1001 and ``compatibility_param`` = 1002 for the explicit CRF step
   layers written by ``crfrnn unroll``.
+* DeepLab's additions to ``ImageDataParameter`` for its ``ImageSegData`` layer: ``ignore_label`` = 15
+  (default 255) and ``label_type`` = 16 (enum ``LabelType``: NONE 0, IMAGE 1, PIXEL 2; default IMAGE), with
+  DeepLab's numbers (its ``caffe.proto``), so DeepLab and PSPNet training prototxts load.
 * ``MultiStageMeanfieldParameter.engine`` = 1001 (``DEFAULT``, ``STEPS``, ``FUSED``): which implementation runs
   the layer. No CRF-RNN build uses a number above 29 in that message, so the published prototxts, which
   never set it, load unchanged.
@@ -41,6 +44,7 @@ define_enum("SolverType", [("SGD", 0), ("NESTEROV", 1), ("ADAGRAD", 2), ("RMSPRO
 define_enum("MeanfieldMode", [("POTTS", 0)])
 define_enum("MeanfieldEngine", [("DEFAULT", 0), ("STEPS", 1), ("FUSED", 2)])
 define_enum("PermutohedralKernel", [("SPATIAL", 0), ("BILATERAL", 1)])
+define_enum("LabelType", [("NONE", 0), ("IMAGE", 1), ("PIXEL", 2)])
 define_enum("V1LayerType", [
     ("NONE", 0), ("ABSVAL", 35), ("ACCURACY", 1), ("ARGMAX", 30), ("BNLL", 2), ("CONCAT", 3),
     ("CONTRASTIVE_LOSS", 37), ("CONVOLUTION", 4), ("CROP", 40), ("DATA", 5), ("DECONVOLUTION", 39), ("DROPOUT", 6),
@@ -241,7 +245,8 @@ define_message(
     F("source", 1, "string"), F("scale", 2, "float", default=1.0), F("mean_file", 3, "string"),
     F("batch_size", 4, "uint32", default=1), F("crop_size", 5, "uint32"), F("mirror", 6, "bool"),
     F("rand_skip", 7, "uint32"), F("shuffle", 8, "bool"), F("new_height", 9, "uint32"),
-    F("new_width", 10, "uint32"), F("is_color", 11, "bool", default=True), F("root_folder", 12, "string"))
+    F("new_width", 10, "uint32"), F("is_color", 11, "bool", default=True), F("root_folder", 12, "string"),
+    F("ignore_label", 15, "int32", default=255), F("label_type", 16, "LabelType", default="IMAGE"))
 define_message(
     "InfogainLossParameter", F("source", 1, "string"), F("axis", 2, "int32", default=1))
 define_message(

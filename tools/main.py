@@ -1,8 +1,8 @@
 """``crfrnn``: the command line, mirroring Caffe's ``caffe`` tool.
 
 Verbs (one module each in this package, with ``add_parser(subparsers)`` and ``run(args) -> int``):
-``test``, ``time``, ``train``, ``segment``, ``gradcheck``, ``unroll``, ``trace``, ``demo``. Every problem a user can cause
-prints one line ``crfrnn: error: <message>`` on stderr and exits with status 1; never a traceback.
+``test``, ``time``, ``train``, ``segment``, ``evaluate``, ``gradcheck``, ``unroll``, ``trace``, ``demo``. Every problem a
+user can cause prints one line ``crfrnn: error: <message>`` on stderr and exits with status 1; never a traceback.
 """
 import argparse
 import importlib
@@ -10,7 +10,7 @@ import sys
 
 from crfrnn_np.errors import Error
 
-VERBS = ["train", "test", "time", "segment", "gradcheck", "unroll", "trace", "demo"]
+VERBS = ["train", "test", "time", "segment", "evaluate", "gradcheck", "unroll", "trace", "demo"]
 
 
 def add_common(parser):

@@ -1,5 +1,7 @@
 """``crfrnn segment --model M --weights W --image in.jpg --output out.png [--panel [P]]``: label one image.
 
+(``--images SRC --output-dir OUT`` labels a data set: :mod:`crfrnn_np.tools.segment_dataset`.)
+
 Stages, each timed and reported on standard error:
 
 1. **load** the image (PIL, RGB); shrink it so the longer side is at most ``--max-size`` (default: the
@@ -9,8 +11,9 @@ Stages, each timed and reported on standard error:
 3. **net**: build the net and load the weights (by layer name);
 4. **forward**, split into the layers before the first MultiStageMeanfield (the FCN: unary scores) and the
    CRF-RNN layer and after;
-5. **write**: argmax of the output, crop back to the image, VOC palette PNG (atomic write); ``--panel``
-   also writes image | unary argmax | CRF-RNN result side by side.
+5. **write**: argmax of the output, crop back to the image, scale a shrunk image's labels back to the input
+   size (nearest neighbour), VOC palette PNG (atomic write); ``--panel`` also writes image | unary argmax |
+   CRF-RNN result side by side, at the size segmented.
 """
 import os
 import sys
@@ -18,18 +21,29 @@ import time
 
 
 def add_parser(sub):
-    p = sub.add_parser("segment", help="segment one image and write a VOC-palette PNG")
+    p = sub.add_parser("segment", help="segment an image, or a folder or list of them, into VOC-palette PNGs")
     p.add_argument("--model", required=True, help="net definition (.prototxt), or a shipped net: crfrnn_deploy, demo")
     p.add_argument("--weights", help="trained weights (.caffemodel or .h5); without them the net's fillers")
-    p.add_argument("--image", required=True, help="input image (any format PIL reads)")
-    p.add_argument("--output", required=True, help="output label map (.png, VOC palette)")
+    p.add_argument("--image", help="input image (any format PIL reads)")
+    p.add_argument("--output", help="output label map (.png, VOC palette)")
     p.add_argument("--panel", nargs="?", const="", default=None, metavar="PATH",
-                   help="also write image | unary argmax | result side by side (default PATH: OUTPUT_panel.png)")
+                   help="also write image | unary argmax | result side by side (default PATH: OUTPUT_panel.png; "
+                        "with --images a folder, default OUTPUT_DIR/panels)")
     p.add_argument("--max-size", type=int, default=None,
                    help="shrink images whose longer side exceeds this (default: the net's input size)")
     p.add_argument("--any-size", action="store_true",
                    help="run the net at the image's own size instead of padding to the net's input size")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    data = p.add_argument_group("data sets")
+    data.add_argument("--images", metavar="SRC", help="a folder of images, or a text file of image paths (one a line)")
+    data.add_argument("--output-dir", metavar="OUT", help="where --images writes OUT/<stem>.png")
+    data.add_argument("--overwrite", action="store_true", help="redo images whose output exists (default: skip)")
+    data.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="local processes (default 1; 0 = one per core), each on cores/N threads")
+    data.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on a dask.distributed cluster instead")
+    data.add_argument("--ground-truth", metavar="DIR", help="also score against the label maps of DIR (by stem)")
+    data.add_argument("--num-classes", type=int, metavar="C", help="classes scored with --ground-truth (VOC: 21)")
+    data.add_argument("--ignore-label", type=int, default=255, help="ground-truth label not scored (default 255)")
     return p
 
 
@@ -108,6 +122,16 @@ def panel_path(output, panel):
 
 def run(args):
     from crfrnn_np import Net, image
+    from crfrnn_np.errors import Error
+    if (args.image is None) == (args.images is None):
+        raise Error("give one --image (with --output) or --images (with --output-dir)")
+    if args.images is not None:
+        from .segment_dataset import run_dataset
+        return run_dataset(args)
+    if not args.output:
+        raise Error("--image needs --output")
+    if args.output_dir or args.workers != 1 or args.scheduler or args.ground_truth or args.overwrite:
+        raise Error("--output-dir, --workers, --scheduler, --ground-truth and --overwrite go with --images")
     timings = {}
     t = time.perf_counter()
     rgb = image.load_image(args.image)
@@ -118,9 +142,11 @@ def run(args):
     if not args.weights and any(lr for lr in net.params_lr):
         print("crfrnn: warning: no --weights: the net runs on its fillers, so the labels it writes are meaningless "
               "(the trained CRF-RNN model is TVG_CRFRNN_COCO_VOC.caffemodel; see the README)", file=sys.stderr)
+    height, width = rgb.shape[:2]
     rgb, labels, unary_labels = segment(net, rgb, args.any_size, args.max_size, timings)
     t = time.perf_counter()
-    image.write_label_png(labels, args.output)
+    full = image.resize_labels(labels, height, width)   # the same rule as --images (segment_worker.label_maps)
+    image.write_label_png(full, args.output)
     written = [args.output]
     if args.panel is not None:
         maps = [labels] if unary_labels is None else [unary_labels, labels]
@@ -132,6 +158,6 @@ def run(args):
         if stage in timings:
             print("%-22s %9.1f ms" % (stage, 1e3 * timings[stage]), file=sys.stderr)
     print("wrote %s (%d x %d, classes present: %s)"
-          % (", ".join(written), labels.shape[1], labels.shape[0],
-             " ".join(str(c) for c in sorted(set(labels.ravel().tolist())))))
+          % (", ".join(written), full.shape[1], full.shape[0],
+             " ".join(str(c) for c in sorted(set(full.ravel().tolist())))))
     return 0

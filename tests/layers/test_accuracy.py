@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def accuracy(scores, labels, param="", tops=("acc",)):
@@ -102,3 +102,22 @@ def test_no_backward_and_errors(data):
         accuracy(scores, labels, "top_k: 11")
     with pytest.raises(ShapeError, match="number of labels"):
         accuracy(scores, labels[:50])
+
+
+class TestAccuracyBattery(LayerTestCase):
+    """top-2 accuracy and the per-class accuracies of 6 predictions over 4 classes."""
+    snippet = ('layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" top: "per_class" '
+               'accuracy_param { top_k: 2 } }')
+    bottom_shapes = [(6, 4), (6,)]
+    top_shapes = [(), (4,)]
+    gradient = None
+    bad_bottom_shapes = [[(6, 4), (5,)], [(6, 1), (6,)]]           # label count; top_k above the classes
+
+    def make_bottoms(self, rng):
+        return [rng.standard_normal((6, 4)), np.array([0, 1, 2, 3, 1, 2])]
+
+    def expected_forward(self, bottoms):
+        scores, labels = bottoms[0], bottoms[1].astype(int)
+        hit = np.argsort(-scores, axis=1)[:, :2] == labels[:, None]
+        per_class = [hit[labels == c].any(axis=1).mean() for c in range(4)]
+        return [hit.any(axis=1).mean(), per_class]

@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def concat(bottoms, param=""):
@@ -70,3 +70,15 @@ def test_gradient(rng, param):
     shapes = [(2, 3, 2, 2), (1, 3, 2, 2)] if param == "axis: 0" else [(2, 1, 2, 2), (2, 2, 2, 2)]
     layer, bottom, top = concat([rng.standard_normal(s) for s in shapes], param)
     GradientChecker(1e-2, 1e-2).check_gradient_exhaustive(layer, bottom, top)
+
+
+class TestConcatBattery(LayerTestCase):
+    snippet = ('layer { name: "cat" type: "Concat" bottom: "a" bottom: "b" top: "y" '
+               'concat_param { axis: 1 } }')
+    bottom_shapes = [(2, 3, 2, 2), (2, 1, 2, 2)]
+    top_shapes = [(2, 4, 2, 2)]
+    gradient = "exhaustive"
+    bad_bottom_shapes = [[(2, 3, 2, 2), (2, 1, 3, 2)], [(2, 3, 2, 2), (2, 1, 2)]]
+
+    def expected_forward(self, bottoms):
+        return [np.concatenate(bottoms, axis=1)]

@@ -7,7 +7,7 @@ import pytest
 import crfrnn_np.layers.conv as conv_module
 from crfrnn_np.errors import Error, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 GAUSS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "gaussian" std: 1 }'
 
@@ -290,3 +290,13 @@ def test_parameter_diffs_accumulate(rng):
         np.testing.assert_allclose(b.diff, 2 * d)
     np.testing.assert_allclose(bottom[0].diff, dx_once)
     np.testing.assert_allclose(layer.blobs[1].diff, 2 * 9.0)
+
+
+class TestConvolutionBattery(LayerTestCase):
+    """3x3 kernel, stride 2, pad 1: 5x5 -> 3x3."""
+    snippet = ('layer { name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+               'num_output: 3 kernel_size: 3 stride: 2 pad: 1 '
+               'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } } }')
+    bottom_shapes = [(2, 2, 5, 5)]
+    top_shapes = [(2, 3, 3, 3)]
+    bad_reshape_shapes = [[(2, 3, 5, 5)], [(2, 2, 5)]]              # other channel count; other axis count

@@ -8,7 +8,7 @@ from crfrnn_np import proto
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
 from crfrnn_np.layers.crop import CropLayer, LayerGraph, coordinate_map, round_half_away
-from crfrnn_np.testing import make_layer, parse_layer
+from crfrnn_np.testing import LayerTestCase, make_layer, parse_layer
 
 
 def crop(b0, b1, param="", dtype=np.float64):
@@ -277,3 +277,16 @@ def test_crfrnn_deploy_offsets(anchor):
             found.append(obj.infer_offsets(graph, 4))
         graph.add(obj, lp.bottom, lp.top)
     assert found == [[5, 5], [9, 9], [31, 31]]
+
+
+class TestCropBattery(LayerTestCase):
+    """Bottom 1 gives only the size: its diff is zero (finite differences see no dependence either)."""
+    snippet = ('layer { name: "crop" type: "Crop" bottom: "a" bottom: "b" top: "c" '
+               'crop_param { axis: 2 offset: 1 offset: 2 } }')
+    bottom_shapes = [(2, 2, 5, 6), (1, 1, 3, 3)]
+    top_shapes = [(2, 2, 3, 3)]
+    gradient = "exhaustive"
+    bad_bottom_shapes = [[(2, 2, 5, 6), (1, 1, 5, 3)], [(2, 2, 5, 6), (1, 1, 3)]]
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0][:, :, 1:4, 2:5]]

@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 GAUSS = 'weight_filler { type: "gaussian" } bias_filler { type: "gaussian" }'
 
@@ -144,3 +144,13 @@ def test_gradient_exhaustive_small(rng):
     layer, bottom, top = layer_of("Deconvolution", "num_output: 2 kernel_size: 2 stride: 2 pad: 1",
                                   [rng.standard_normal((1, 2, 2, 2))])
     GradientChecker(1e-2, 1e-3).check_gradient_exhaustive(layer, bottom, top)
+
+
+class TestDeconvolutionBattery(LayerTestCase):
+    """3x3 kernel, stride 2, pad 1: 3x3 -> 5x5."""
+    snippet = ('layer { name: "deconv" type: "Deconvolution" bottom: "x" top: "y" convolution_param { '
+               'num_output: 2 kernel_size: 3 stride: 2 pad: 1 '
+               'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 } } }')
+    bottom_shapes = [(2, 2, 3, 3)]
+    top_shapes = [(2, 2, 5, 5)]
+    bad_reshape_shapes = [[(2, 3, 3, 3)], [(2, 2, 3)]]              # other channel count; other axis count

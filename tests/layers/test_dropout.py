@@ -7,7 +7,7 @@ import pytest
 from crfrnn_np import random as crfrnn_random
 from crfrnn_np.errors import NetError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def dropout(x, ratio=None, phase="TRAIN", inplace=False, extra=""):
@@ -91,3 +91,11 @@ def test_bad_ratio(ratio):
 def test_gradient(rng):
     layer, bottom, top = dropout(rng.standard_normal((2, 3, 4, 5)), 0.5)
     GradientChecker(1e-2, 1e-3, 1701).check_gradient_eltwise(layer, bottom, top)
+
+
+class TestDropoutBattery(LayerTestCase):
+    """TRAIN phase: the mask comes from the shared stream, re-seeded before every forward."""
+    snippet = 'layer { name: "drop" type: "Dropout" bottom: "x" top: "y" dropout_param { dropout_ratio: 0.3 } }'
+    bottom_shapes = [(2, 3, 4)]
+    top_shapes = [(2, 3, 4)]
+    gradient = "eltwise"

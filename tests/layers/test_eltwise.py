@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def eltwise(bottoms, param, dtype=np.float64):
@@ -111,3 +111,34 @@ def test_errors(abc):
         eltwise([abc[0], abc[1][:, :2]], "")
     with pytest.raises(NetError, match="at least 2 bottom"):
         eltwise(abc[:1], "")
+
+
+class TestEltwiseProdBattery(LayerTestCase):
+    snippet = ('layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "y" '
+               'eltwise_param { operation: PROD } }')
+    bottom_shapes = [(2, 3, 2)] * 3
+    top_shapes = [(2, 3, 2)]
+    bad_bottom_shapes = [[(2, 3, 2), (2, 3, 2), (2, 2, 3)]]
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0] * bottoms[1] * bottoms[2]]
+
+
+class TestEltwiseSumBattery(TestEltwiseProdBattery):
+    snippet = ('layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "y" '
+               'eltwise_param { operation: SUM coeff: 1 coeff: -0.5 coeff: 2 } }')
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0] - 0.5 * bottoms[1] + 2 * bottoms[2]]
+
+
+class TestEltwiseMaxBattery(TestEltwiseProdBattery):
+    """Distinct values a step of 1 apart: no argmax switches within ±h."""
+    snippet = ('layer { name: "e" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "y" '
+               'eltwise_param { operation: MAX } }')
+
+    def make_bottoms(self, rng):
+        return list(rng.permutation(36).reshape(3, 2, 3, 2) - 18.0)
+
+    def expected_forward(self, bottoms):
+        return [np.maximum(np.maximum(bottoms[0], bottoms[1]), bottoms[2])]

@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def flatten(x, param="", top="y"):
@@ -56,3 +56,14 @@ def test_errors(rng):
 def test_gradient(rng):
     layer, bottom, top = flatten(rng.standard_normal((2, 3, 2, 2)))
     GradientChecker(1e-2, 1e-2).check_gradient_eltwise(layer, bottom, top)
+
+
+class TestFlattenBattery(LayerTestCase):
+    snippet = 'layer { name: "f" type: "Flatten" bottom: "x" top: "y" }'
+    bottom_shapes = [(2, 3, 2, 2)]
+    top_shapes = [(2, 12)]
+    gradient = "eltwise"
+    bad_bottom_shapes = [[(3,)]]                                    # no axis 1 to flatten from
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0].reshape(2, 12)]

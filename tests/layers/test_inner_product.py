@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import Error, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 GAUSS = 'weight_filler { type: "gaussian" } bias_filler { type: "gaussian" }'
 
@@ -92,3 +92,13 @@ def test_parameter_diffs_accumulate_bottom_diff_overwritten(rng):
     np.testing.assert_allclose(layer.blobs[0].diff, 2 * w_once)
     np.testing.assert_allclose(layer.blobs[1].diff, [6.0, 6.0])
     np.testing.assert_allclose(b[0].diff, dx)
+
+
+class TestInnerProductBattery(LayerTestCase):
+    snippet = ('layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { '
+               'num_output: 3 weight_filler { type: "gaussian" } bias_filler { type: "gaussian" } } }')
+    bottom_shapes = [(2, 2, 3)]
+    top_shapes = [(2, 3)]
+    gradient = "exhaustive"
+    bad_bottom_shapes = [[(6,)]]                                    # no axis 1
+    bad_reshape_shapes = [[(2, 2, 4)]]                              # other row length than the weights

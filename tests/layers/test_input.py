@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.errors import NetError
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def input_layer(shapes, tops=("data",)):
@@ -45,3 +45,12 @@ def test_wrong_number_of_shapes():
 def test_no_bottoms_allowed():
     with pytest.raises(NetError, match="exactly 0 bottom"):
         make_layer('name: "in" type: "Input" bottom: "x" top: "y"', [np.zeros(2)])
+
+
+class TestInputBattery(LayerTestCase):
+    """A data layer: shapes, dtypes and blob counts only."""
+    snippet = ('layer { name: "in" type: "Input" top: "a" top: "b" '
+               'input_param { shape { dim: 2 dim: 3 } shape { dim: 4 } } }')
+    bottom_shapes = []
+    top_shapes = [(2, 3), (4,)]
+    gradient = None

@@ -11,7 +11,7 @@ import pytest
 from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, ParseError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 from crfrnn_np.tools.unroll import unroll_net
 
 THETA_ALPHA, THETA_BETA, THETA_GAMMA = 8.0, 30.0, 3.0
@@ -295,24 +295,6 @@ def test_published_prototxt_has_no_engine_field(anchor):
     assert not crf.multi_stage_meanfield_param.has("engine")
 
 
-def test_unroll_command_prints_a_runnable_net(tmp_path, capsys):
-    from crfrnn_np.tools.main import main
-    model = tmp_path / "crf.prototxt"
-    model.write_text(NET_TEXT + meanfield_snippet(3))
-    assert main(["unroll", str(model)]) == 0
-    text = capsys.readouterr().out
-    net_param = proto.parse(text)
-    types = [lp.type for lp in net_param.layer]
-    assert "MultiStageMeanfield" not in types
-    for step, count in (("Softmax", 3), ("PermutohedralFilter", 6), ("Compatibility", 9), ("Eltwise", 3),
-                        ("UnaryAdd", 3)):
-        assert types.count(step) == count
-    names = {spec.name for lp in net_param.layer for spec in lp.param}
-    assert names == {"inference1_spatial_weight", "inference1_bilateral_weight", "inference1_compatibility"}
-    net = Net(net_param)
-    assert net.outputs == ["pred"] and len(net.learnable_params) == 3
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_gradients_caffe_shipped_configuration(rng, engine):
     """The reference's own test set-up (spec §2.5): batch 5, C = 3, 5 x 5, T = 2, θα = 5, θβ = 2, θγ = 3,
@@ -370,3 +352,26 @@ def test_cuda_backend_runs_the_steps_under_the_simulator():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cudasim meanfield OK" in proc.stdout
+
+
+class TestMultiStageMeanfieldStepsBattery(LayerTestCase):
+    """Two iterations on a 3 x 4 image of 3 classes; the image (bottom 2) carries no gradient."""
+    snippet = meanfield_snippet(2, engine="STEPS").replace('name: "inference1"', 'name: "crf"')
+    bottom_shapes = [(1, 3, 3, 4), (1, 3, 3, 4), (1, 3, 3, 4)]
+    top_shapes = [(1, 3, 3, 4)]
+    no_gradient = {2: "zero"}
+    gradient = "directional"
+    stepsize = 1e-6
+    n_directions = 2
+    float32_tol = {"rtol": 1e-4, "atol": 1e-4}
+    bad_bottom_shapes = [[(1, 3, 3, 4), (1, 2, 3, 4), (1, 3, 3, 4)],   # unary and Q0 differ
+                         [(1, 3, 3, 4), (1, 3, 3, 4), (1, 2, 3, 4)],   # image with 2 channels
+                         [(1, 3, 3, 4), (1, 3, 3, 4), (1, 3, 4, 3)]]   # image of another size
+
+    def make_bottoms(self, rng):
+        unary, image = random_inputs(rng, 1, 3, 3, 4)
+        return [unary, unary.copy(), image]
+
+
+class TestMultiStageMeanfieldFusedBattery(TestMultiStageMeanfieldStepsBattery):
+    snippet = meanfield_snippet(2, engine="FUSED").replace('name: "inference1"', 'name: "crf"')

@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import Error, NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 MAGIC6 = np.array([[35, 1, 6, 26, 19, 24],
                    [3, 32, 7, 21, 23, 25],
@@ -212,3 +212,29 @@ def test_gradient_ave(gauss, kh, kw):
 def test_gradient_ave_padded(gauss, k):
     layer, b, t = pool_layer("pool: AVE kernel_size: %d stride: 2 pad: 2" % k, gauss)
     check(layer, b, t, k, k, (3, 3), 1e-2, 1e-2)
+
+
+class TestPoolingMaxBattery(LayerTestCase):
+    """MAX over 2x2 windows with stride 2, on distinct values a step of 1 apart (no ties within ±h)."""
+    snippet = ('layer { name: "pool" type: "Pooling" bottom: "x" top: "y" '
+               'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }')
+    bottom_shapes = [(1, 2, 4, 4)]
+    top_shapes = [(1, 2, 2, 2)]
+    bad_bottom_shapes = [[(1, 2, 4)]]                               # 3 axes
+
+    def make_bottoms(self, rng):
+        return [rng.permutation(32).reshape(1, 2, 4, 4) - 16.0]
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0].reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5))]
+
+
+class TestPoolingAveBattery(TestPoolingMaxBattery):
+    """AVE over 3x3 windows, stride 2, pad 1 (the padding counts in the divisor, as in Caffe)."""
+    snippet = ('layer { name: "pool" type: "Pooling" bottom: "x" top: "y" '
+               'pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }')
+    bottom_shapes = [(1, 2, 4, 4)]
+    top_shapes = [(1, 2, 3, 3)]                                     # ceil((4 + 2 - 3) / 2) + 1
+    bad_bottom_shapes = [[(1, 2, 4)]]
+    make_bottoms = LayerTestCase.make_bottoms
+    expected_forward = LayerTestCase.expected_forward

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def relu(x, slope=None, inplace=False, dtype=np.float64):
@@ -64,3 +64,15 @@ def test_in_place_matches_out_of_place(rng, slope):
 def test_gradient(rng, slope):
     layer, bottom, top = relu(rng.standard_normal((2, 3, 4, 5)), slope=slope)
     GradientChecker(1e-2, 1e-3, 1701, 0.0, 0.01).check_gradient_eltwise(layer, bottom, top)
+
+
+class TestReLUBattery(LayerTestCase):
+    snippet = 'layer { name: "relu" type: "ReLU" bottom: "x" top: "y" relu_param { negative_slope: 0.1 } }'
+    bottom_shapes = [(2, 3, 4)]
+    top_shapes = [(2, 3, 4)]
+    gradient = "eltwise"
+    kink_range = 0.01
+
+    def expected_forward(self, bottoms):
+        slope = float(np.float32(0.1))                              # a prototxt float, as in caffe.proto
+        return [np.where(bottoms[0] > 0, bottoms[0], slope * bottoms[0])]

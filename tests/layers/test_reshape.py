@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def reshape(x, dims, extra="", top="y"):
@@ -72,3 +72,14 @@ def test_in_place_is_forbidden(x):
 def test_gradient(rng):
     layer, bottom, top = reshape(rng.standard_normal((2, 3, 2)), [-1, 2])
     GradientChecker(1e-2, 1e-2).check_gradient_eltwise(layer, bottom, top)
+
+
+class TestReshapeBattery(LayerTestCase):
+    snippet = 'layer { name: "r" type: "Reshape" bottom: "x" top: "y" reshape_param { shape { dim: -1 dim: 4 } } }'
+    bottom_shapes = [(2, 3, 2)]
+    top_shapes = [(3, 4)]
+    gradient = "eltwise"
+    bad_bottom_shapes = [[(5,)]]                                    # 5 elements are no multiple of 4
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0].reshape(3, 4)]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def sigmoid_layer(x, inplace=False, dtype=np.float64):
@@ -49,3 +49,13 @@ def test_in_place_backward_matches(rng):
 def test_gradient(rng):
     layer, bottom, top = sigmoid_layer(rng.standard_normal((2, 3, 4, 5)))
     GradientChecker(1e-2, 1e-3, 1701).check_gradient_eltwise(layer, bottom, top)
+
+
+class TestSigmoidBattery(LayerTestCase):
+    snippet = 'layer { name: "s" type: "Sigmoid" bottom: "x" top: "y" }'
+    bottom_shapes = [(2, 3, 4)]
+    top_shapes = [(2, 3, 4)]
+    gradient = "eltwise"
+
+    def expected_forward(self, bottoms):
+        return [1.0 / (1.0 + np.exp(-bottoms[0]))]

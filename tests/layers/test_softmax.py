@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def softmax_layer(x, param="", dtype=np.float64, inplace=False):
@@ -90,3 +90,15 @@ def test_blocked_passes_match_the_formula(rng, monkeypatch, axis):
     module.softmax_backward(y, got, axis, out=got)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(module.softmax_backward(y, dy, axis), expected, rtol=1e-12, atol=1e-14)
+
+
+class TestSoftmaxBattery(LayerTestCase):
+    snippet = 'layer { name: "sm" type: "Softmax" bottom: "x" top: "y" }'
+    bottom_shapes = [(2, 3, 2)]
+    top_shapes = [(2, 3, 2)]
+    gradient = "exhaustive"
+    bad_bottom_shapes = [[(4,)]]                                    # no axis 1
+
+    def expected_forward(self, bottoms):
+        e = np.exp(bottoms[0])
+        return [e / e.sum(axis=1, keepdims=True)]

@@ -7,7 +7,7 @@ import pytest
 
 from crfrnn_np.errors import NetError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 FLT_MIN = 1.1754944e-38
 
@@ -161,3 +161,22 @@ def test_other_axis(rng):
 def test_gradient(data, extra):
     layer, bottom, top = loss_layer(*data, extra)
     GradientChecker(1e-2, 1e-2, 1701).check_gradient_exhaustive(layer, bottom, top, check_bottom=0)
+
+
+class TestSoftmaxWithLossBattery(LayerTestCase):
+    """Loss over 2 x 2 positions of 3 classes; the labels (bottom 1) carry no gradient: asking is an error."""
+    snippet = 'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" top: "loss" }'
+    bottom_shapes = [(2, 3, 2), (2, 2)]
+    top_shapes = [()]
+    no_gradient = {1: "error"}
+    gradient = "exhaustive"
+    bad_bottom_shapes = [[(2, 3, 2), (3, 2)], [(2, 3, 2), (2, 3)]]  # other batch; other label count
+
+    def make_bottoms(self, rng):
+        return [rng.standard_normal((2, 3, 2)), np.array([[0, 2], [1, 1]])]
+
+    def expected_forward(self, bottoms):
+        x, label = bottoms[0], bottoms[1].astype(int)
+        log_p = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+        picked = [log_p[n, label[n, k], k] for n in range(2) for k in range(2)]
+        return [-np.mean(picked)]

@@ -4,7 +4,7 @@ import pytest
 
 from crfrnn_np.errors import NetError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def split(x, n_top=2, inplace=False):
@@ -43,3 +43,13 @@ def test_in_place_is_forbidden(rng):
 def test_gradient(rng):
     layer, bottom, top = split(rng.standard_normal((2, 3, 2)), 3)
     GradientChecker(1e-2, 1e-3).check_gradient_exhaustive(layer, bottom, top)
+
+
+class TestSplitBattery(LayerTestCase):
+    snippet = 'layer { name: "s" type: "Split" bottom: "x" top: "y1" top: "y2" }'
+    bottom_shapes = [(2, 3)]
+    top_shapes = [(2, 3), (2, 3)]
+    gradient = "exhaustive"
+
+    def expected_forward(self, bottoms):
+        return [bottoms[0], bottoms[0]]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer
 
 
 def tanh_layer(x, inplace=False, dtype=np.float64):
@@ -39,3 +39,13 @@ def test_in_place_backward_matches(rng):
 def test_gradient(rng):
     layer, bottom, top = tanh_layer(rng.standard_normal((2, 3, 4, 5)))
     GradientChecker(1e-2, 1e-3, 1701).check_gradient_eltwise(layer, bottom, top)
+
+
+class TestTanHBattery(LayerTestCase):
+    snippet = 'layer { name: "t" type: "TanH" bottom: "x" top: "y" }'
+    bottom_shapes = [(2, 3, 4)]
+    top_shapes = [(2, 3, 4)]
+    gradient = "eltwise"
+
+    def expected_forward(self, bottoms):
+        return [np.tanh(bottoms[0])]

@@ -50,18 +50,3 @@ def test_wheel_runs_the_demo_outside_the_tree(tmp_path):
     unroll = subprocess.run([str(venv / "bin" / "crfrnn"), "unroll", "crfrnn_deploy"], cwd=elsewhere, env=env,
                             capture_output=True, text=True, timeout=600)
     assert unroll.returncode == 0 and "inference1_iter10_unary_add" in unroll.stdout, unroll.stderr
-
-
-def test_shipped_nets_by_name(tmp_path, monkeypatch, capsys):
-    """``--model demo`` / ``Net("crfrnn_deploy")`` find the shipped nets from any folder; an unknown name says
-    which nets are shipped."""
-    from crfrnn_np import Net, NetError, models
-    from crfrnn_np.tools.main import main
-    monkeypatch.chdir(tmp_path)
-    assert models.resolve("crfrnn_deploy") == models.path("crfrnn_deploy.prototxt")
-    assert models.resolve("demo.prototxt") == models.path("demo.prototxt")
-    assert os.path.isfile(models.path("demo", "coarse_unary.npy"))
-    assert Net("demo").name == "crfrnn_demo"
-    assert main(["unroll", "demo"]) == 0 and "inference1_iter10_unary_add" in capsys.readouterr().out
-    with pytest.raises(NetError, match="nor is it a shipped net: crfrnn_deploy, demo"):
-        Net("crfrnn_deplo")
