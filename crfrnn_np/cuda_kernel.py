@@ -3,7 +3,7 @@
 The numba.cuda simulator (``NUMBA_ENABLE_CUDASIM=1``) runs a kernel as Python and never type-checks it, so a
 kernel can pass every simulator test and still not compile for a GPU. Every kernel of the project is therefore
 declared through :func:`gpu_kernel` together with the argument types it is launched with, and
-``tests/engine/test_cuda_kernel.py`` compiles each one to PTX for sm_80 and sm_90 in float32 and float64
+``tests/crfrnn_np/test_cuda_kernel.py`` compiles each one to PTX for sm_80 and sm_90 in float32 and float64
 (NVIDIA's compiler wheels, no GPU needed). Two checks keep the declaration honest:
 
 * under the simulator, :func:`recording` collects the types of every real launch, and the tests assert that

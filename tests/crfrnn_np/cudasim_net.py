@@ -1,5 +1,5 @@
 """Under the numba.cuda simulator: a small net whose every layer runs on the device, against the same net on
-the CPU, and the host <-> device transfers of one forward and one backward (run by test_blob.py in a
+the CPU, and the host <-> device transfers of one forward and one backward (run by test_blob_cuda.py in a
 subprocess with NUMBA_ENABLE_CUDASIM=1, set before numba is imported)."""
 import contextlib
 import os

@@ -117,7 +117,7 @@ def test_kernel_compiles_to_ptx(name, cc, monkeypatch):
 @pytest.mark.cudasim
 def test_launches_under_simulator_are_declared():
     """What runs is what is compiled: every launch of the lattice under the simulator has a declared type (the
-    layers' launches: tests/engine/test_blob.py)."""
+    layers' launches: test_blob_cuda.py)."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run([sys.executable, str(HERE.parent / "cudasim_launch_check.py")], env=env,
                           capture_output=True, text=True, timeout=600)
