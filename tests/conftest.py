@@ -64,21 +64,3 @@ def thread_count():
     before = threads.num_threads()
     yield threads.set_num_threads
     threads.set_num_threads(before)
-
-
-@pytest.fixture
-def cudasim_net():
-    """``cudasim_net("small")`` runs that part of tests/crfrnn_np/cudasim_net.py (device nets against their CPU
-    twins, with the transfers counted) under the numba.cuda simulator in a subprocess; returns its stdout."""
-    import subprocess
-    import sys
-
-    def run(part):
-        env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-        proc = subprocess.run([sys.executable, str(ROOT / "tests" / "crfrnn_np" / "cudasim_net.py"), part], env=env,
-                              capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "cudasim net OK" in proc.stdout
-        return proc.stdout
-    return run
-

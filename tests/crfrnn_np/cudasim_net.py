@@ -1,6 +1,6 @@
 """Under the numba.cuda simulator: a small net whose every layer runs on the device, against the same net on
-the CPU, and the host <-> device transfers of one forward and one backward (run by test_synced_memory.py and the
-device layers' tests in subprocesses with NUMBA_ENABLE_CUDASIM=1, set before numba is imported)."""
+the CPU, and the host <-> device transfers of one forward and one backward (run by test_blob_cuda.py and the
+device code's test modules in subprocesses with NUMBA_ENABLE_CUDASIM=1, set before numba is imported)."""
 import contextlib
 import os
 import re
@@ -55,27 +55,38 @@ layer { name: "d" type: "Deconvolution" bottom: "p" top: "d" convolution_param {
         stride: 2 pad: 1 weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 1 } } }
 layer { name: "a" type: "Pooling" bottom: "d" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 1
         pad: 1 } }"""
-#: Crop, Concat, Dropout (TEST), Flatten, Reshape and InnerProduct (plain and transposed weights).
-MISC_NET = """name: "misc" force_backward: true
+#: Crop (axis 2 and axis 1 with offsets), Concat and Dropout (TEST).
+COPY_NET = """name: "copy" force_backward: true
 layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
 layer { name: "crop" type: "Crop" bottom: "x" bottom: "x" top: "c" crop_param { axis: 2 offset: 0 } }
 layer { name: "cat" type: "Concat" bottom: "c" bottom: "x" top: "k" }
 layer { name: "drop" type: "Dropout" bottom: "k" top: "k" }
-layer { name: "flat" type: "Flatten" bottom: "k" top: "f" }
+layer { name: "crop2" type: "Crop" bottom: "k" bottom: "x" top: "y" crop_param { axis: 1 offset: 2 offset: 0
+        offset: 0 } }"""
+#: Flatten, InnerProduct (plain and transposed weights) and Reshape.
+IP_NET = """name: "ip" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }
+layer { name: "flat" type: "Flatten" bottom: "x" top: "f" }
 layer { name: "ip" type: "InnerProduct" bottom: "f" top: "i" inner_product_param { num_output: 12
         weight_filler { type: "gaussian" std: 0.1 } bias_filler { type: "gaussian" std: 1 } } }
-layer { name: "ip2" type: "InnerProduct" bottom: "i" top: "j" inner_product_param { num_output: 96
+layer { name: "ip2" type: "InnerProduct" bottom: "i" top: "j" inner_product_param { num_output: 48
         transpose: true weight_filler { type: "gaussian" std: 0.3 } bias_term: false } }
-layer { name: "shape" type: "Reshape" bottom: "j" top: "s" reshape_param { shape { dim: 2 dim: 6 dim: 4 dim: 4 } } }
-layer { name: "crop2" type: "Crop" bottom: "s" bottom: "x" top: "y" crop_param { axis: 1 offset: 2 offset: 0
-        offset: 0 } }"""
+layer { name: "shape" type: "Reshape" bottom: "j" top: "y" reshape_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }"""
+#: Pooling: MAX with padding and overlapping windows, then AVE with padding.
+POOL_NET = """name: "pool" force_backward: true
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }
+layer { name: "max" type: "Pooling" bottom: "x" top: "p" pooling_param { pool: MAX kernel_size: 3 stride: 2
+        pad: 1 } }
+layer { name: "ave" type: "Pooling" bottom: "p" top: "y" pooling_param { pool: AVE kernel_size: 3 stride: 1
+        pad: 1 } }"""
 #: Layer types of each net (the automatic Splits included): every one runs on the device.
 DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryAdd"),
                 "step": ("Softmax", "Compatibility", "Split", "UnaryAdd"),
                 "filters": ("Softmax", "Split", "PermutohedralFilter", "Eltwise"),
                 "crf": ("Split", "MultiStageMeanfield"),
                 "fcn": ("Convolution", "ReLU", "Pooling", "Deconvolution"),
-                "misc": ("Split", "Crop", "Concat", "Dropout", "Flatten", "InnerProduct", "Reshape"),
+                "copy": ("Split", "Crop", "Concat", "Dropout"), "ip": ("Flatten", "InnerProduct", "Reshape"),
+                "pool": ("Pooling",),
                 "eltwise": ("TanH", "Sigmoid", "Split", "Eltwise")}
 
 
@@ -116,7 +127,7 @@ def run_small_net(dtype, text=NET):
     rng = np.random.default_rng(11)
     shape = tuple(int(d) for d in re.search(r"shape \{ dim: (\d+) dim: (\d+) dim: (\d+) dim: (\d+) \}", text).groups())
     x = rng.standard_normal(shape).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)
+    g = None
     feed = {"x": x}
     if "image" in text:
         feed["image"] = rng.uniform(-100, 100, shape).astype(dtype)
@@ -137,11 +148,13 @@ def run_small_net(dtype, text=NET):
                 net.forward(**feed)                              # built (the spatial one at set-up)
             with counting_transfers() as again_counts:
                 out = net.forward(**feed)["y"].copy()
+            g = np.random.default_rng(13).standard_normal(out.shape).astype(dtype) if g is None else g
             with counting_transfers() as backward_counts:
                 dx = net.backward(y=g)["x"].copy()
         else:
             net.forward(**feed)
             out = net.forward(**feed)["y"].copy()
+            g = np.random.default_rng(13).standard_normal(out.shape).astype(dtype) if g is None else g
             dx = net.backward(y=g)["x"].copy()
         results[backend] = [out, dx] + [b.diff.copy() for blobs in net.params.values() for b in blobs]
     # relative to each array's largest magnitude: sums of products are added in another order than BLAS
@@ -149,6 +162,51 @@ def run_small_net(dtype, text=NET):
     for a, b in zip(results["cuda"], results["cpu"]):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, float(np.abs(b).max())))
     return forward_counts, again_counts, backward_counts
+
+
+def run_part(part):
+    """Run ``part`` of this check in a subprocess with NUMBA_ENABLE_CUDASIM=1 (set before numba is imported);
+    returns its stdout after asserting that it succeeded. Used by the test modules of the device code."""
+    import subprocess
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), part], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cudasim net OK" in proc.stdout
+    return proc.stdout
+
+
+def assert_part(out, kernels=(), lines=(), one_in_one_out=()):
+    """Check a part's stdout: these kernels were launched, these lines printed, and the nets of
+    ``one_in_one_out`` (``"name dtype"``) moved one input in and one output back in their first forward."""
+    launched = out.split("launched:")[1].split("\n")[0].split()
+    for kernel in kernels:
+        assert kernel in launched, (kernel, launched)
+    for line in lines:
+        assert line in out, line
+    for net in one_in_one_out:
+        assert ("%s transfers: first forward {'to_device': 1, 'to_host': 1}, forward {'to_device': 1, "
+                "'to_host': 1}" % net) in out, net
+
+
+def cuda_ops_check():
+    """crfrnn_np/cuda_ops.py: fill, copy, scale and axpby against NumPy, in both dtypes."""
+    from numba import cuda
+    from crfrnn_np import cuda_ops
+    rng = np.random.default_rng(8)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((3, 5)).astype(dtype)
+        y = rng.standard_normal((3, 5)).astype(dtype)
+        dx, dy, out = cuda.to_device(x), cuda.to_device(y), cuda_ops.empty((3, 5), dtype)
+        cuda_ops.fill(out, 2.5)
+        np.testing.assert_array_equal(out.copy_to_host(), np.full((3, 5), 2.5, dtype))
+        cuda_ops.copy(dx, out)
+        np.testing.assert_array_equal(out.copy_to_host(), x)
+        cuda_ops.scale(-3, dx, out)
+        np.testing.assert_array_equal(out.copy_to_host(), x * dtype(-3))
+        cuda_ops.axpby(2, dx, -0.5, dy, dx)                  # in place on x
+        np.testing.assert_array_equal(dx.copy_to_host(), dtype(2) * x + dtype(-0.5) * y)
+    print("cuda_ops OK")
 
 
 def synced_memory_rules():
@@ -171,21 +229,24 @@ def synced_memory_rules():
         assert blob.gpu_data() is dev
         blob.reshape((3, 5))                                # new shape: new buffers
         assert blob.gpu_data() is not dev and blob.gpu_data().shape == (3, 5)
+    print("synced memory OK")
 
 
 def main():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
     from crfrnn_np.cuda_kernel import recording, undeclared
     part = sys.argv[1] if len(sys.argv) > 1 else None
+    extra = {"synced": synced_memory_rules, "ops": cuda_ops_check}
     with recording() as launches:
-        for name in PARTS if part is None else [part]:
-            check_nets(name)
+        for name in list(PARTS) + list(extra) if part is None else [part]:
+            if name in extra:
+                extra[name]()
+            else:
+                check_nets(name)
     bad = undeclared(launches)
     assert not bad, "launches with undeclared signatures (what runs must be what the PTX test compiles):\n" \
         + "\n".join(bad)
     print("launched:", " ".join(sorted(name.rsplit(".", 1)[-1] for name in {n for n, _ in launches})))
-    if part in (None, "layers"):
-        synced_memory_rules()
     print("cudasim net OK")
     return 0
 
@@ -198,7 +259,8 @@ def main():
 #: features and 5 lattice arrays go across, 3 simplex arrays come back; the second forward finds it cached.
 TRANSFERS = {"small": ((1, 1), (1, 1), (1, 1)), "step": ((1, 1), (1, 1), (1, 1)),
              "filters": ((1 + 2 * 6, 1 + 2 * 3), (1, 1), (1, 2)), "crf": ((1 + 6, 1 + 3), (1, 1), (1, 1)),
-             "fcn": ((1, 1), (1, 1), (1, 1)), "misc": ((1, 1), (1, 1), (1, 1)), "eltwise": ((1, 1), (1, 1), (1, 1)),
+             "fcn": ((1, 1), (1, 1), (1, 1)), "copy": ((1, 1), (1, 1), (1, 1)),
+             "ip": ((1, 1), (1, 1), (1, 1)), "pool": ((1, 1), (1, 1), (1, 1)), "eltwise": ((1, 1), (1, 1), (1, 1)),
              # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
              # host), each input's diff back (the labels' Split writes theirs, zero, as on the CPU)
              "loss": ((2, 2), (2, 2), (0, 2))}
@@ -250,16 +312,18 @@ def run_loss_net(dtype):
 
 
 #: The nets each part of the check runs, with their dtypes (the simulator is slow: the filter net in float32,
-#: the CRF net, T = 2 iterations of all the step layers and the filters, in float64); the tests run each part
-#: in its own subprocess, which pytest-xdist can run side by side: "small" (tests/layers/test_neuron_cuda.py),
-#: "step" (test_crf_cuda.py), "eltwise" (test_eltwise_cuda.py), "layers" and "crf" (test_synced_memory.py).
+#: the CRF net, T = 2 iterations of all the step layers and the filters, in float64). Each device-code module
+#: has its test module (tests/layers/test_conv_cuda.py, ...) that runs its part as a subprocess.
 PARTS = {
-    "small": ((NET, ("float32", "float64")),),
-    "step": ((STEP_NET, ("float32", "float64")),),
+    "neuron": ((NET, ("float32", "float64")),),
+    "crf_steps": ((STEP_NET, ("float32", "float64")),),
+    "filters": ((FILTER_NET, ("float32",)), (CRF_NET, ("float64",))),
+    "conv": ((FCN_NET, ("float32", "float64")),),
+    "pool": ((POOL_NET, ("float32", "float64")),),
+    "copy": ((COPY_NET, ("float32", "float64")),),
     "eltwise": ((ELTWISE_NET, ("float32", "float64")),),
-    "layers": ((FCN_NET, ("float32", "float64")), (MISC_NET, ("float32", "float64")),
-               (LOSS_NET, ("float32", "float64"))),
-    "crf": ((FILTER_NET, ("float32",)), (CRF_NET, ("float64",))),
+    "ip": ((IP_NET, ("float32", "float64")),),
+    "loss": ((LOSS_NET, ("float32", "float64")),),
 }
 
 

@@ -1,6 +1,5 @@
 """Blob: lazy zeroed arrays, reshape that reallocates only on a change, the data/diff setters' shape and
-dtype rules, Caffe's shape string and axis helpers, the size limit checked before allocating, and a blob of the
-CPU backend that never touches the device. The device side: test_synced_memory.py."""
+dtype rules, Caffe's shape string and axis helpers, and the size limit checked before allocating."""
 import numpy as np
 import pytest
 
@@ -69,17 +68,3 @@ def test_share_and_release():
     a.release()
     assert not a.has_diff() and not a.data.any()
     assert b.data[0] == 3                         # the other blob keeps the array
-
-
-def test_host_blob_never_touches_the_device():
-    blob = Blob((2, 3), np.float64, "h")
-    assert not blob.has_data()
-    blob.data[1, 2] = 4.0
-    assert blob.has_data() and blob._data.device is None
-    assert blob.cpu_data()[1, 2] == 4.0 and blob.cpu_data() is blob.data
-    other = Blob((2, 3), np.float64, "o")
-    other.share_data(blob)
-    blob.data[0, 0] = 1.0
-    assert other.data[0, 0] == 1.0
-    blob.release()
-    assert not blob.has_data()

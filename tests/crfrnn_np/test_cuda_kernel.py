@@ -26,7 +26,7 @@ def _package_sources():
     """``[(module name, path)]`` of every .py file of every crfrnn_np package (editable or installed)."""
     out = []
     for pkg in ("crfrnn_np", "crfrnn_np.layers", "crfrnn_np.fused", "crfrnn_np.lattice", "crfrnn_np.proto",
-                "crfrnn_np.tools"):
+                "crfrnn_np.tools"):                 # pyproject's packages (models holds no code)
         module = importlib.import_module(pkg)
         for path in sorted(pathlib.Path(module.__path__[0]).glob("*.py")):
             name = pkg if path.stem == "__init__" else "%s.%s" % (pkg, path.stem)
@@ -117,7 +117,7 @@ def test_kernel_compiles_to_ptx(name, cc, monkeypatch):
 @pytest.mark.cudasim
 def test_launches_under_simulator_are_declared():
     """What runs is what is compiled: every launch of the lattice under the simulator has a declared type (the
-    layers' launches: tests/crfrnn_np/test_synced_memory.py)."""
+    layers' launches: the tests/layers/test_*_cuda.py and test_blob_cuda.py)."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run([sys.executable, str(HERE.parent / "cudasim_launch_check.py")], env=env,
                           capture_output=True, text=True, timeout=600)

@@ -1,6 +1,9 @@
 """Crop, Concat, Reshape, Flatten and Dropout on the device (layers/copy_cuda.py and the layers' forward_gpu /
 backward_gpu) equal their CPU forms under the numba.cuda simulator, float32 and float64 (cudasim_dense_check.py
 in a subprocess); the 4-D form of an N-D crop and the reshaped shared memory, on the host."""
+import pathlib
+import sys
+
 import numpy as np
 import pytest
 
@@ -8,11 +11,15 @@ from crfrnn_np.blob import Blob
 from crfrnn_np.errors import ShapeError
 from crfrnn_np.layers.copy_cuda import as_4d
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "crfrnn_np"))
+from cudasim_net import assert_part, run_part  # noqa: E402  (the simulator check beside the engine tests)
+
+
 @pytest.mark.cudasim
 def test_copy_layers_on_the_device_equal_cpu(cudasim_group):
     out = cudasim_group("copy")
-    for title in ("crop 4-D", "crop 3-D", "crop 5-D", "crop 5-D leading axis (host)", "concat", "reshape flatten", "dropout train",
-                  "dropout train MT19937 (host mask)", "dropout test"):
+    for title in ("crop 4-D", "crop 3-D", "crop 5-D", "crop 5-D leading axis (host)", "concat", "reshape flatten",
+                  "dropout train", "dropout train MT19937 (host mask)", "dropout test"):
         for dtype in ("float32", "float64"):
             assert "%s %s: cuda == cpu" % (title, dtype) in out
     assert "dropout train transfers: {'to_device': 1, 'to_host': 1}" in out
@@ -39,3 +46,10 @@ def test_share_data_with_another_shape_of_the_same_count():
     assert base.cpu_data()[0, 1] == 7.0
     with pytest.raises(ShapeError, match="cannot share the data of blob 'b'"):
         Blob((5,), np.float32, "w").share_data(base)
+
+
+@pytest.mark.cudasim
+def test_copy_net_under_simulator():
+    """Crop (axis 2, and axis 1 with offsets), Concat and Dropout (TEST) in one net (tests/crfrnn_np/cudasim_net.py):
+    equal to the CPU, one input in and one output back per forward."""
+    assert_part(run_part('copy'), kernels=("copy_block_kernel",), one_in_one_out=("copy float32", "copy float64"))

@@ -1,17 +1,18 @@
-"""ReLU (with a negative slope), Sigmoid and TanH on the device (layers/neuron_cuda.py), in a small net with an
-Eltwise SUM and a UnaryAdd, equal the same net on the CPU in float32 and float64, forward and backward; a
-forward moves one input in and one output back, a backward one diff each way (the "small" part of
-tests/crfrnn_np/cudasim_net.py under the numba.cuda simulator)."""
+"""layers/neuron_cuda.py: ReLU (leaky, in place), Sigmoid and TanH forward and backward on the device
+against the CPU under the numba.cuda simulator (with Split, Eltwise SUM and UnaryAdd in the same net), one
+input in and one output back per forward."""
+import pathlib
+import sys
+
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "crfrnn_np"))
+from cudasim_net import assert_part, run_part  # noqa: E402  (the simulator check beside the engine tests)
 
 
 @pytest.mark.cudasim
-def test_neuron_layers_on_the_device_equal_cpu(cudasim_net):
-    out = cudasim_net("small")
-    for dtype in ("float32", "float64"):
-        assert ("small %s transfers: first forward {'to_device': 1, 'to_host': 1}, forward {'to_device': 1, "
-                "'to_host': 1}, backward {'to_device': 1, 'to_host': 1}" % dtype) in out
-    launched = out.split("launched:")[1].split("\n")[0].split()
-    for kernel in ("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel", "sigmoid_backward_kernel",
-                   "tanh_forward_kernel", "tanh_backward_kernel"):
-        assert kernel in launched, kernel
+def test_neuron_cuda_under_simulator():
+    assert_part(run_part('neuron'),
+                kernels=("relu_forward_kernel", "relu_backward_kernel", "sigmoid_forward_kernel",
+                         "sigmoid_backward_kernel", "tanh_forward_kernel", "tanh_backward_kernel"),
+                one_in_one_out=("small float32", "small float64"))
