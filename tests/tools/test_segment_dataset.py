@@ -52,16 +52,18 @@ def test_outputs_are_palette_label_maps_at_the_image_size(data, one_worker, tmp_
     for k, (h, w) in enumerate(SIZES):
         with Image.open(io.BytesIO(one_worker["img%02d.png" % k])) as im:
             assert im.mode == "P" and im.size == (w, h)
-    # against the single-image form: the same labels where the image fits the net; where it was shrunk
-    # (64 x 40 -> 32 x 20), the single form's map at the net's size, scaled back by nearest neighbour
+    # against the single-image form, which also writes at the image's size: the same labels where the image
+    # fits the net and where it was shrunk (64 x 40, segmented at 32 x 20 and scaled back by nearest neighbour)
     for k in (0, 8):
         single = tmp_path / ("single%d.png" % k)
         assert main(["segment", "--model", data["model"], "--weights", data["weights"], "--image",
                      data["paths"][k], "--output", str(single)]) == 0
         small = image.read_label_png(single)
         ours = np.asarray(Image.open(io.BytesIO(one_worker["img%02d.png" % k])))
-        np.testing.assert_array_equal(ours, image.resize_labels(small, *SIZES[k]))
-    assert small.shape == (32, 20)
+        np.testing.assert_array_equal(ours, small)
+    assert small.shape == (64, 40)
+    # segmented at 32 x 20: every label of the 64 x 40 map repeats in a 2 x 2 block
+    assert np.array_equal(small, np.repeat(np.repeat(small[::2, ::2], 2, axis=0), 2, axis=1))
 
 
 def test_two_workers_give_identical_bytes_and_scores(data, one_worker, tmp_path, capsys, segment_data):
