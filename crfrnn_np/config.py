@@ -54,6 +54,10 @@ CUDA
 ``MAX_DIM``
     Largest feature dimension d of the CUDA lattice: per-thread scratch (``cuda.local.array``) needs a
     compile-time size. The CPU and reference lattices have no limit.
+``SCAN_CHUNK``
+    Values one thread adds up in the device prefix sum of the CUDA lattice build (numbering the vertices and
+    the gather offsets): the sums of N (d+1) entries take about N (d+1) / SCAN_CHUNK threads, then a scan of
+    the chunk sums, recursively.
 
 Data sets (``crfrnn segment --images``)
 ---------------------------------------
@@ -77,5 +81,6 @@ SPATIAL_LATTICES = 2
 THREADS_PER_BLOCK = 128
 GEMM_TILE = 16
 MAX_DIM = 16
+SCAN_CHUNK = 64
 
 DASK_CONNECT_TIMEOUT = 5

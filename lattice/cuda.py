@@ -6,11 +6,13 @@ Build (per lattice):
    barycentric weights by the *same* ``numba.njit`` helpers the CPU build uses (:func:`.cpu.elevate`,
    :func:`.cpu.enclosing_simplex`, hence :func:`.cpu.round_half_even`); numba compiles them for the CUDA
    target when the kernel calls them.
-2. On the host: the hash table, blur neighbours and the vertex -> (pixel, weight) gather index
-   (:func:`.cpu.build_from_simplices`). The path to a device build is the C++ GPU variant's: a lock-free
-   table with atomic compare-and-swap on the keys ``rem0``/``rank`` already computed on the device.
-3. The arrays the filter reads are copied to the device once and kept there for every filter call; the
-   normalisation ``1 / (K 1 + eps)`` is computed there (:meth:`CudaLattice.device_norm`).
+2. On the device too: the hash table (atomic compare-and-swap on the packed keys), the vertex numbering,
+   the blur neighbours and the vertex -> (pixel, weight) gather index (:func:`.cuda_build.build_on_device`,
+   array for array the host's :func:`.cpu.build_from_simplices`). Only the features cross to the device
+   and two integers (W, M) back. Keys wider than one int64 word (large d and coordinate ranges; never the
+   CRF's lattices) fall back to the host build, whose arrays are then copied to the device.
+3. The arrays the filter reads stay on the device for every filter call; the normalisation
+   ``1 / (K 1 + eps)`` is computed there (:meth:`CudaLattice.device_norm`).
 
 Filter (per call), all on the device, buffers (M + 1, C) with row 0 the zero row, made once per lattice and
 channel count:
@@ -37,6 +39,7 @@ from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from ..errors import ShapeError
 from ..config import MAX_DIM
 from .cpu import build_from_simplices, elevate, enclosing_simplex
+from .cuda_build import build_on_device
 from .reference import slice_factor
 
 __all__ = ["CudaLattice", "cuda_available"]
@@ -151,7 +154,7 @@ def _norm_kernel(k1, one, eps, norm):
         norm[i] = one / (k1[0, i] + eps)
 
 
-#: The lattice arrays the filter kernels read, kept on the device (the host build's ``entries`` stays there).
+#: The lattice arrays the filter kernels read, kept on the device.
 _DEVICE_ARRAYS = ("vertex", "weights", "neighbours", "splat_offsets", "splat_pixel", "splat_weight")
 
 
@@ -161,15 +164,20 @@ class CudaLattice:
     Parameters
     ----------
     features : ndarray, (N, d), float32, C-contiguous, finite, N >= 1, d <= crfrnn_np.config.MAX_DIM
+    device_build : bool
+        Build the index on the device (default); False builds it on the host (the reference the tests
+        compare the device build with).
 
     Attributes
     ----------
     device_arrays : dict
         The lattice arrays on the device (``vertex``, ``weights``, ``neighbours``, ``splat_offsets``,
         ``splat_pixel``, ``splat_weight``), kept across filter calls.
+    built_on_device : bool
+        Whether the index was built on the device (False for multi-word keys or ``device_build=False``).
     """
 
-    def __init__(self, features):
+    def __init__(self, features, device_build=True):
         check_cuda()
         n, d = features.shape
         if d > MAX_DIM:
@@ -182,12 +190,16 @@ class CudaLattice:
         grid, block = _grid(n)
         _embed_kernel[grid, block](cuda.to_device(features.reshape(-1)), d,
                                    np.float32(1.0 / d1), d_rem0, d_rank, d_weights)
-        # 2. hash table, neighbours and gather index on the host
-        host = build_from_simplices(d_rem0.copy_to_host(), d_rank.copy_to_host(), d_weights.copy_to_host())
+        # 2. hash table, neighbours and gather index on the device (on the host for multi-word keys)
+        built = build_on_device(d_rem0, d_rank, d_weights) if device_build else None
+        self.built_on_device = built is not None
+        if built is None:
+            host = build_from_simplices(d_rem0.copy_to_host(), d_rank.copy_to_host(), d_weights.copy_to_host())
+            built = {name: cuda.to_device(host[name]) for name in _DEVICE_ARRAYS if name != "weights"}
+            built["num_vertices"] = host["num_vertices"]
         # 3. resident on the device from now on
-        self.num_vertices = host["num_vertices"]
-        self.device_arrays = {name: (d_weights if name == "weights" else cuda.to_device(host[name]))
-                              for name in _DEVICE_ARRAYS}
+        self.num_vertices = built["num_vertices"]
+        self.device_arrays = {name: (d_weights if name == "weights" else built[name]) for name in _DEVICE_ARRAYS}
         self.num_points = n
         self.dim = d
         self._buffers = {}

@@ -255,10 +255,11 @@ def main():
 #: on the same inputs, and the backward. Forward: one input in, one output back (parameters went to the device
 #: when the net was made, the spatial lattice at set-up). Backward: the output's diff in, each input's diff
 #: back (the filter net's image gets a zero diff on the device, the CRF layer's none). The first forward of
-#: the filter and CRF nets also builds a bilateral lattice per image, half of it on the host: per image the
-#: features and 5 lattice arrays go across, 3 simplex arrays come back; the second forward finds it cached.
+#: the filter and CRF nets also builds a bilateral lattice per image, on the device (lattice/cuda_build.py):
+#: per image the features go across and one (key words, vertex count) pair comes back (it was 1 + 5 and 3
+#: when the hash table was built on the host); the second forward finds it cached.
 TRANSFERS = {"small": ((1, 1), (1, 1), (1, 1)), "step": ((1, 1), (1, 1), (1, 1)),
-             "filters": ((1 + 2 * 6, 1 + 2 * 3), (1, 1), (1, 2)), "crf": ((1 + 6, 1 + 3), (1, 1), (1, 1)),
+             "filters": ((1 + 2 * 1, 1 + 2 * 1), (1, 1), (1, 2)), "crf": ((1 + 1, 1 + 1), (1, 1), (1, 1)),
              "fcn": ((1, 1), (1, 1), (1, 1)), "copy": ((1, 1), (1, 1), (1, 1)),
              "ip": ((1, 1), (1, 1), (1, 1)), "pool": ((1, 1), (1, 1), (1, 1)), "eltwise": ((1, 1), (1, 1), (1, 1)),
              # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
