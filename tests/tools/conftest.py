@@ -82,3 +82,26 @@ def segment_data():
     """The helpers above: ``make_net``, ``make_images``, ``make_truth``, ``read_folder``, ``NUM_CLASSES``."""
     return types.SimpleNamespace(make_net=make_net, make_images=make_images, make_truth=make_truth,
                                  read_folder=read_folder, NUM_CLASSES=NUM_CLASSES)
+
+
+#: A tiny net with a parameter in every kind of layer the verbs report on (gradcheck, time, the main parser).
+TINY_NET = """name: "tiny"
+input: "data" input_dim: 2 input_dim: 3 input_dim: 6 input_dim: 6
+force_backward: true
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1
+                            weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "constant" value: 0.1 } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }
+layer { name: "ip" type: "InnerProduct" bottom: "pool1" top: "ip"
+        inner_product_param { num_output: 5 weight_filler { type: "xavier" } } }
+layer { name: "prob" type: "Softmax" bottom: "ip" top: "prob" }
+"""
+
+
+@pytest.fixture
+def net_file(tmp_path):
+    """``tiny.prototxt`` in the test's folder."""
+    p = tmp_path / "tiny.prototxt"
+    p.write_text(TINY_NET)
+    return p
