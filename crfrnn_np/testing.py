@@ -280,3 +280,31 @@ class LayerTestCase:
             self._raises("one bottom too many", make_layer, self.snippet, extra)
         if values and (exact is not None or (low or 0) >= len(values)):
             self._raises("one bottom too few", make_layer, self.snippet, values[:-1])
+
+
+def run_under_simulator(args, ok=None, timeout=600):
+    """Run ``python args...`` in a subprocess under the numba.cuda simulator; return its standard output.
+
+    ``NUMBA_ENABLE_CUDASIM=1`` takes effect only if it is set before numba is first imported, hence the
+    subprocess. The run must exit 0 and, when ``ok`` is given, print that line (so a script that silently
+    checked nothing fails too).
+
+    Parameters
+    ----------
+    args : list of str
+        The arguments after the interpreter: a script path and its arguments, or ``-m module ...``.
+    ok : str, optional
+        Text that standard output must contain.
+    timeout : float
+        Seconds before the run counts as hung.
+    """
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run([sys.executable] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if ok is not None:
+        assert ok in proc.stdout, proc.stdout + proc.stderr
+    return proc.stdout

@@ -167,13 +167,8 @@ def run_small_net(dtype, text=NET):
 def run_part(part):
     """Run ``part`` of this check in a subprocess with NUMBA_ENABLE_CUDASIM=1 (set before numba is imported);
     returns its stdout after asserting that it succeeded. Used by the test modules of the device code."""
-    import subprocess
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), part], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "cudasim net OK" in proc.stdout
-    return proc.stdout
+    from crfrnn_np.testing import run_under_simulator
+    return run_under_simulator([os.path.abspath(__file__), part], ok="cudasim net OK")
 
 
 def assert_part(out, kernels=(), lines=(), one_in_one_out=()):

@@ -18,6 +18,8 @@ import types as pytypes
 
 import pytest
 
+from crfrnn_np.testing import run_under_simulator
+
 COMPUTE_CAPABILITIES = ((8, 0), (9, 0))
 HERE = pathlib.Path(__file__).resolve()
 
@@ -118,10 +120,6 @@ def test_kernel_compiles_to_ptx(name, cc, monkeypatch):
 def test_launches_under_simulator_are_declared():
     """What runs is what is compiled: every launch of the lattice under the simulator has a declared type (the
     layers' launches: the tests/layers/test_*_cuda.py and test_blob_cuda.py)."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, str(HERE.parent / "cudasim_launch_check.py")], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "cudasim launches OK" in proc.stdout
+    out = run_under_simulator([str(HERE.parent / "cudasim_launch_check.py")], ok="cudasim launches OK")
     for kernel in ("_embed_kernel", "_splat_kernel", "_blur_kernel", "_slice_kernel"):
-        assert kernel in proc.stdout
+        assert kernel in out

@@ -4,23 +4,18 @@ AdaDelta and Adam gives the host rule's step and history in float32 and float64;
 sum of squares match NumPy; an SGD (momentum, L2) and an Adam (L1, clipping, iter_size 2) solver train a small
 net on cuda exactly as on cpu, and one iteration moves nothing to the device and only the loss (and the
 clipping norm) back; a snapshot of a device solver resumes on the device as the CPU solver continues."""
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
+
+from crfrnn_np.testing import run_under_simulator
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 @pytest.mark.cudasim
 def test_solvers_on_the_device_equal_cpu_without_copies():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, str(HERE / "cudasim_solver_check.py")], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    out = run_under_simulator([str(HERE / "cudasim_solver_check.py")])
     for rule in ("sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam"):
         for dtype in ("float32", "float64"):
             assert "rule %s %s: cuda == cpu" % (rule, dtype) in out

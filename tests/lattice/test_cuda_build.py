@@ -3,22 +3,19 @@ the simulator in a subprocess (tests/lattice/cudasim_cuda_build_check.py) and on
 present."""
 import os
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from crfrnn_np.testing import run_under_simulator
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 @pytest.mark.cudasim
 def test_device_build_equals_host_build_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, str(HERE / "cudasim_cuda_build_check.py")], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "cudasim cuda_build OK" in proc.stdout
+    run_under_simulator([HERE / "cudasim_cuda_build_check.py"], ok="cudasim cuda_build OK")
 
 
 def test_device_build_equals_host_build_on_gpu():

@@ -2,24 +2,19 @@
 real GPU when one is present."""
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import crfrnn_np
+from crfrnn_np.testing import run_under_simulator
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
 @pytest.mark.cudasim
 def test_cuda_lattice_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, str(HERE / "cudasim_lattice_check.py")], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "cudasim lattice OK" in proc.stdout
+    run_under_simulator([HERE / "cudasim_lattice_check.py"], ok="cudasim lattice OK")
 
 
 def test_cuda_backend_without_device_is_a_clear_error():

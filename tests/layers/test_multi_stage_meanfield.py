@@ -11,7 +11,7 @@ import pytest
 from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, ParseError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import LayerTestCase, make_layer
+from crfrnn_np.testing import LayerTestCase, make_layer, run_under_simulator
 from crfrnn_np.tools.unroll import unroll_net
 
 THETA_ALPHA, THETA_BETA, THETA_GAMMA = 8.0, 30.0, 3.0
@@ -343,15 +343,9 @@ def test_weights_load_between_fused_and_unrolled(rng, tmp_path, suffix, directio
 @pytest.mark.cudasim
 def test_cuda_backend_runs_the_steps_under_the_simulator():
     """On the ``cuda`` backend DEFAULT is STEPS (the lattice filters on the device): equal to the CPU engines."""
-    import os
     import pathlib
-    import subprocess
-    import sys
-    script = pathlib.Path(__file__).resolve().parent / "cudasim_meanfield_check.py"
-    proc = subprocess.run([sys.executable, str(script)], env=dict(os.environ, NUMBA_ENABLE_CUDASIM="1"),
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "cudasim meanfield OK" in proc.stdout
+    run_under_simulator([pathlib.Path(__file__).resolve().parent / "cudasim_meanfield_check.py"],
+                        ok="cudasim meanfield OK")
 
 
 class TestMultiStageMeanfieldStepsBattery(LayerTestCase):

@@ -1,11 +1,10 @@
 """``crfrnn time --backend cuda`` end to end under the numba.cuda simulator (a subprocess with
 NUMBA_ENABLE_CUDASIM=1): every layer of a tiny net runs on the device and the table is printed. On a real GPU
 the timer is CUDA events; the simulator's events record no time, so there it is the wall clock."""
-import os
-import subprocess
-import sys
 
 import pytest
+
+from crfrnn_np.testing import run_under_simulator
 
 NET = """name: "tiny" force_backward: true
 layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 dim: 8 dim: 8 } } }
@@ -20,12 +19,8 @@ layer { name: "s" type: "Softmax" bottom: "c" top: "y" }
 def test_time_on_the_cuda_backend_under_simulator(tmp_path):
     model = tmp_path / "tiny.prototxt"
     model.write_text(NET)
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable, "-m", "crfrnn_np.tools.main", "time", "--model", str(model),
-                           "--backend", "cuda", "--iterations", "2"], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    out = run_under_simulator(["-m", "crfrnn_np.tools.main", "time", "--model", model, "--backend", "cuda",
+                               "--iterations", "2"], timeout=300)
     assert "Testing for 2 iterations." in out          # no "(CUDA events)": the simulator has none
     for layer in ("c", "r", "s"):
         assert "%10s\tforward:" % layer in out and "%10s\tbackward:" % layer in out
