@@ -308,3 +308,27 @@ def run_under_simulator(args, ok=None, timeout=600):
     if ok is not None:
         assert ok in proc.stdout, proc.stdout + proc.stderr
     return proc.stdout
+
+
+#: θα, θβ, θγ of the small MultiStageMeanfield test nets (:func:`meanfield_snippet`).
+MEANFIELD_THETAS = (8.0, 30.0, 3.0)
+
+#: An Input layer with the three bottoms of a MultiStageMeanfield layer (unary, Q0, image), each (2, 3, 6, 5);
+#: append :func:`meanfield_snippet` to make a net.
+MEANFIELD_NET_TEXT = """
+name: "meanfield"
+force_backward: true
+layer { name: "input" type: "Input" top: "unary" top: "Q0" top: "data"
+  input_param { shape { dim: 2 dim: 3 dim: 6 dim: 5 } shape { dim: 2 dim: 3 dim: 6 dim: 5 }
+                shape { dim: 2 dim: 3 dim: 6 dim: 5 } } }
+"""
+
+
+def meanfield_snippet(T, extra="", engine=None):
+    """``layer { ... }`` text of a MultiStageMeanfield layer ``inference1`` (bottoms unary, Q0, data; top pred)
+    with T iterations, :data:`MEANFIELD_THETAS`, and ``extra`` (and ``engine``) inside its param."""
+    if engine:
+        extra = "%s engine: %s" % (extra, engine)
+    return ('layer { name: "inference1" type: "MultiStageMeanfield" bottom: "unary" bottom: "Q0" '
+            'bottom: "data" top: "pred" multi_stage_meanfield_param { num_iterations: %d theta_alpha: %g '
+            'theta_beta: %g theta_gamma: %g %s } }' % ((T,) + MEANFIELD_THETAS + (extra,)))

@@ -11,21 +11,14 @@ import pytest
 from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, ParseError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
-from crfrnn_np.testing import LayerTestCase, make_layer, run_under_simulator
+from crfrnn_np.testing import MEANFIELD_NET_TEXT as NET_TEXT
+from crfrnn_np.testing import MEANFIELD_THETAS, LayerTestCase, make_layer, meanfield_snippet, run_under_simulator
 from crfrnn_np.tools.unroll import unroll_net
 
-THETA_ALPHA, THETA_BETA, THETA_GAMMA = 8.0, 30.0, 3.0
+THETA_ALPHA, THETA_BETA, THETA_GAMMA = MEANFIELD_THETAS
 
 
 ENGINES = ["STEPS", "FUSED"]
-
-
-def meanfield_snippet(T, extra="", engine=None):
-    if engine:
-        extra = "%s engine: %s" % (extra, engine)
-    return ('layer { name: "inference1" type: "MultiStageMeanfield" bottom: "unary" bottom: "Q0" '
-            'bottom: "data" top: "pred" multi_stage_meanfield_param { num_iterations: %d theta_alpha: %g '
-            'theta_beta: %g theta_gamma: %g %s } }' % (T, THETA_ALPHA, THETA_BETA, THETA_GAMMA, extra))
 
 
 def random_inputs(rng, n, c, h, w):
@@ -170,15 +163,6 @@ def test_gradients_float64(rng, check_bottom, engine):
     checker = GradientChecker(stepsize=1e-6, threshold=1e-6)
     err = checker.check_gradient_directional(layer, bottom, top, check_bottom=check_bottom, n_directions=4)
     assert err <= 1e-6
-
-
-NET_TEXT = """
-name: "meanfield"
-force_backward: true
-layer { name: "input" type: "Input" top: "unary" top: "Q0" top: "data"
-  input_param { shape { dim: 2 dim: 3 dim: 6 dim: 5 } shape { dim: 2 dim: 3 dim: 6 dim: 5 }
-                shape { dim: 2 dim: 3 dim: 6 dim: 5 } } }
-"""
 
 
 def _nets(phase, dtype, extra=""):

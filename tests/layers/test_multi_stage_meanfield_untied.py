@@ -10,17 +10,11 @@ import pytest
 from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, WeightsError
 from crfrnn_np.gradcheck import GradientChecker
+from crfrnn_np.testing import MEANFIELD_NET_TEXT as NET_TEXT
 from crfrnn_np.testing import make_layer
 from crfrnn_np.tools.unroll import unroll_net
 
 T = 3
-NET_TEXT = """
-name: "meanfield"
-force_backward: true
-layer { name: "input" type: "Input" top: "unary" top: "Q0" top: "data"
-  input_param { shape { dim: 2 dim: 3 dim: 6 dim: 5 } shape { dim: 2 dim: 3 dim: 6 dim: 5 }
-                shape { dim: 2 dim: 3 dim: 6 dim: 5 } } }
-"""
 
 
 def snippet(untied=True, engine="STEPS", params=""):

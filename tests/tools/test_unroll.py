@@ -1,25 +1,6 @@
 """``crfrnn unroll``: the MultiStageMeanfield layers written out as T iterations of step layers."""
 from crfrnn_np import Net, proto
-
-
-THETA_ALPHA, THETA_BETA, THETA_GAMMA = 8.0, 30.0, 3.0
-
-
-def meanfield_snippet(T, extra="", engine=None):
-    if engine:
-        extra = "%s engine: %s" % (extra, engine)
-    return ('layer { name: "inference1" type: "MultiStageMeanfield" bottom: "unary" bottom: "Q0" '
-            'bottom: "data" top: "pred" multi_stage_meanfield_param { num_iterations: %d theta_alpha: %g '
-            'theta_beta: %g theta_gamma: %g %s } }' % (T, THETA_ALPHA, THETA_BETA, THETA_GAMMA, extra))
-
-
-NET_TEXT = """
-name: "meanfield"
-force_backward: true
-layer { name: "input" type: "Input" top: "unary" top: "Q0" top: "data"
-  input_param { shape { dim: 2 dim: 3 dim: 6 dim: 5 } shape { dim: 2 dim: 3 dim: 6 dim: 5 }
-                shape { dim: 2 dim: 3 dim: 6 dim: 5 } } }
-"""
+from crfrnn_np.testing import MEANFIELD_NET_TEXT as NET_TEXT, meanfield_snippet
 
 
 def test_unroll_command_prints_a_runnable_net(tmp_path, capsys):
