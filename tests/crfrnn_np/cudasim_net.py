@@ -247,14 +247,14 @@ def main():
 
 
 #: Host -> device and device -> host copies (to_device, to_host) of each net's first forward, a second forward
-#: on the same inputs, and the backward. Forward: one input in, one output back (parameters went to the device
-#: when the net was made, the spatial lattice at set-up). Backward: the output's diff in, each input's diff
-#: back (the filter net's image gets a zero diff on the device, the CRF layer's none). The first forward of
-#: the filter and CRF nets also builds a bilateral lattice per image, on the device (lattice/cuda_build.py):
-#: per image the features go across and one (key words, vertex count) pair comes back (it was 1 + 5 and 3
-#: when the hash table was built on the host); the second forward finds it cached.
+#: on the same inputs, and the backward. Forward: each input in, each output back, nothing else (parameters
+#: went to the device when the net was made; the lattices are built on the device from features made there,
+#: the spatial one at set-up, the bilateral one per image from the image input in the forward, with the
+#: vertex count kept on the device). Backward: the output's diff in, each input's diff back (the filter net's
+#: image gets a zero diff on the device, the CRF layer's none). Before the features were made on the device
+#: the filter net's first forward was (1 + 2, 1 + 2): per image the features across, the vertex count back.
 TRANSFERS = {"small": ((1, 1), (1, 1), (1, 1)), "step": ((1, 1), (1, 1), (1, 1)),
-             "filters": ((1 + 2 * 1, 1 + 2 * 1), (1, 1), (1, 2)), "crf": ((1 + 1, 1 + 1), (1, 1), (1, 1)),
+             "filters": ((2, 1), (2, 1), (1, 2)), "crf": ((2, 1), (2, 1), (1, 1)),
              "fcn": ((1, 1), (1, 1), (1, 1)), "copy": ((1, 1), (1, 1), (1, 1)),
              "ip": ((1, 1), (1, 1), (1, 1)), "pool": ((1, 1), (1, 1), (1, 1)), "eltwise": ((1, 1), (1, 1), (1, 1)),
              # scores and labels in, loss and accuracy back; backward: nothing in (the loss weight is read on the
