@@ -41,7 +41,7 @@ from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from ..errors import ShapeError
 from ..config import MAX_DIM
 from .cpu import build_from_simplices, elevate, enclosing_simplex
-from .cuda_build import build_on_device
+from .cuda_build import build_on_device, workspace_array
 from .hash_table import table_bits
 from .reference import slice_factor
 
@@ -200,11 +200,11 @@ def spatial_features_device(height, width, theta_gamma):
     return features
 
 
-def bilateral_features_device(image, theta_alpha, theta_beta):
+def bilateral_features_device(image, theta_alpha, theta_beta, out=None):
     """:func:`.bilateral_features` of a (K >= 3, H, W) C-contiguous device image, made on the device: a
-    (H*W*5,) float32 device array, nothing copied."""
+    (H*W*5,) float32 device array (``out`` when given), nothing copied."""
     _, height, width = image.shape
-    features = cuda.device_array(height * width * 5, np.float32)
+    features = cuda.device_array(height * width * 5, np.float32) if out is None else out
     if features.size:
         _bilateral_features_kernel[_grid(height * width)](image, np.float32(theta_alpha), np.float32(theta_beta),
                                                           features)
@@ -255,6 +255,8 @@ class CudaLattice:
         filter calls. Per-vertex arrays of a device build have room for ``capacity`` = N (d+1) vertices (M is
         not known on the host); those of a host build exactly M.
     built_on_device : bool
+    features : device array, (N*d,), float32
+        The features of the last build (a new image's may be written into it before :meth:`rebuild`).
     capacity : int
         The per-vertex rows the arrays (and the filter's buffers) have.
 
@@ -275,16 +277,28 @@ class CudaLattice:
             d_features = cuda.to_device(np.ascontiguousarray(features, np.float32).reshape(-1))
         if d > MAX_DIM:
             raise ShapeError("lattice backend 'cuda': d=%d exceeds config.MAX_DIM=%d" % (d, MAX_DIM))
-        d1 = d + 1
+        self.num_points = n
+        self.dim = d
+        self.built_on_device = bool(device_build)
+        self._workspace = {} if device_build else None
+        self._buffers = {}
+        self.features = d_features
+        self._build(d_features)
+
+    def _build(self, features):
+        """Embed the (N*d,) device features and build the index: into the arrays of the previous build when
+        there is one (a device build's workspace), else into new ones."""
+        n, d1 = self.num_points, self.dim + 1
+        ws = self._workspace
         # 1. per-point simplices on the device
-        d_rem0 = cuda.device_array((n, d1), np.int32)
-        d_rank = cuda.device_array((n, d1), np.int32)
-        d_weights = cuda.device_array((n, d1), np.float32)
+        d_rem0 = workspace_array(ws, "rem0", (n, d1), np.int32)
+        d_rank = workspace_array(ws, "rank", (n, d1), np.int32)
+        d_weights = workspace_array(ws, "weights", (n, d1), np.float32)
         grid, block = _grid(n)
-        _embed_kernel[grid, block](d_features, d, np.float32(1.0 / d1), d_rem0, d_rank, d_weights)
+        _embed_kernel[grid, block](features, self.dim, np.float32(1.0 / d1), d_rem0, d_rank, d_weights)
         # 2. hash table, neighbours and gather index on the device (or, for the tests, on the host)
-        if device_build:
-            built = build_on_device(d_rem0, d_rank, d_weights)
+        if self.built_on_device:
+            built = build_on_device(d_rem0, d_rank, d_weights, ws)
             self.capacity = n * d1
             self._num_vertices = None
         else:
@@ -292,12 +306,19 @@ class CudaLattice:
             built = {name: cuda.to_device(host[name]) for name in _DEVICE_ARRAYS if name not in ("weights", "count")}
             built["count"] = cuda.to_device(np.asarray([host["num_vertices"]], np.int64))
             self.capacity = self._num_vertices = host["num_vertices"]
-        self.built_on_device = bool(device_build)
+            self._buffers = {}
         # 3. resident on the device from now on
         self.device_arrays = {name: (d_weights if name == "weights" else built[name]) for name in _DEVICE_ARRAYS}
-        self.num_points = n
-        self.dim = d
-        self._buffers = {}
+
+    def rebuild(self, features):
+        """Build again from new (N*d,) float32 device features of the same N and d (the next image of a
+        net's input), reusing every device array and buffer of this lattice: nothing is allocated and nothing
+        crosses. The norm must be made again (:meth:`device_norm` with its ``out``)."""
+        if features.shape[0] != self.num_points * self.dim:
+            raise ShapeError("lattice backend 'cuda': rebuild with %d feature values, the lattice has N=%d, d=%d"
+                             % (features.shape[0], self.num_points, self.dim))
+        self.features = features
+        self._build(features)
 
     @property
     def num_vertices(self):
@@ -351,14 +372,17 @@ class CudaLattice:
             _scale_columns_kernel[grid, block](out, scale, out)
         return out
 
-    def device_norm(self, dtype, eps):
-        """``1 / (K 1 + eps)`` as a (N,) device array of ``dtype``, computed on the device (nothing crosses)."""
+    def device_norm(self, dtype, eps, out=None):
+        """``1 / (K 1 + eps)`` as a (N,) device array of ``dtype``, computed on the device (nothing crosses);
+        written into ``out`` when given (a norm made before, after :meth:`rebuild`)."""
         from ..cuda_ops import fill
         t = np.dtype(dtype).type
-        ones = cuda.device_array((1, self.num_points), dtype)
+        key = np.dtype(dtype).str
+        ones = workspace_array(self._workspace, "norm_ones" + key, (1, self.num_points), dtype)
         fill(ones, 1)
-        k1 = self.filter_device(ones)
-        norm = cuda.device_array(self.num_points, dtype)
+        k1 = self.filter_device(ones, out=workspace_array(self._workspace, "norm_k1" + key, (1, self.num_points),
+                                                          dtype))
+        norm = cuda.device_array(self.num_points, dtype) if out is None else out
         _norm_kernel[_grid(self.num_points)](k1, t(1), t(eps), norm)
         return norm
 

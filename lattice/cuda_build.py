@@ -32,9 +32,21 @@ from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from .hash_table import _GOLDEN, table_bits
 from .simplex import key_coord
 
-__all__ = ["build_on_device", "exclusive_scan"]
+__all__ = ["build_on_device", "exclusive_scan", "workspace_array"]
 
 _EMPTY = -1          # an empty table slot (entry numbers are >= 0)
+
+
+def workspace_array(workspace, name, shape, dtype):
+    """The device array ``name`` of ``workspace`` (a dict), made there on first use: a lattice rebuilt for a
+    new image of the same size reuses every array of the previous build (all are sized by N and d only), so
+    a forward allocates nothing after the first. ``workspace=None``: a new array every call."""
+    if workspace is None:
+        return cuda.device_array(shape, dtype)
+    array = workspace.get(name)
+    if array is None:
+        array = workspace[name] = cuda.device_array(shape, dtype)
+    return array
 
 
 # ---- fills and the prefix sum ------------------------------------------------------------------------------
@@ -87,21 +99,23 @@ def _serial_scan_kernel(values, out):
     out[values.shape[0]] = acc
 
 
-def exclusive_scan(values, out, chunk=SCAN_CHUNK):
+def exclusive_scan(values, out, chunk=SCAN_CHUNK, workspace=None, name="scan"):
     """``out[k] = sum(values[:k])`` for k = 0..n on the device (int64 (n,) -> (n + 1,), ``out[n]`` the total).
 
     Chunks of ``chunk`` values summed by one thread each, the chunk sums scanned the same way (recursively,
     down to one serial thread), then each chunk's prefix sums from its base: integer sums, so the order of
-    the additions does not matter.
+    the additions does not matter. The chunk-sum arrays come from ``workspace`` under ``name`` (see
+    :func:`workspace_array`).
     """
     n = values.shape[0]
     chunks = (n + chunk - 1) // chunk
     if chunks <= 1:
         _serial_scan_kernel[1, 1](values, out)
         return out
-    sums = cuda.device_array(chunks, np.int64)
+    sums = workspace_array(workspace, name + "_sums", chunks, np.int64)
     _chunk_sums_kernel[grid_1d(chunks)](values, chunk, sums)
-    bases = exclusive_scan(sums, cuda.device_array(chunks + 1, np.int64), chunk)
+    bases = exclusive_scan(sums, workspace_array(workspace, name + "_bases", chunks + 1, np.int64), chunk,
+                           workspace, name + "_")
     _chunk_scan_kernel[grid_1d(chunks)](values, chunk, bases, out)
     return out
 
@@ -295,7 +309,7 @@ def _order_kernel(offsets, pixel, vertex, weights, weight):
                 weight[e] = weights[i, r]
 
 
-def build_on_device(rem0, rank, weights):
+def build_on_device(rem0, rank, weights, workspace=None):
     """The lattice index on the device from device simplices, as :func:`.cpu.build_from_simplices` builds it.
 
     Nothing crosses between host and device: the number of vertices M is not known on the host, so every
@@ -307,6 +321,9 @@ def build_on_device(rem0, rank, weights):
     ----------
     rem0, rank : device array, (N, d+1), int32
     weights : device array, (N, d+1), float32
+    workspace : dict, optional
+        Where the arrays are kept for the next build of the same N and d (:func:`workspace_array`); the
+        returned arrays are then the workspace's, overwritten by that next build.
 
     Returns
     -------
@@ -320,33 +337,35 @@ def build_on_device(rem0, rank, weights):
     # 1. the table: at least 2 E slots (load <= 1/2) whatever the number of distinct keys
     bits = table_bits(entries)
     slots = 1 << bits
-    table = cuda.device_array(slots, np.int64)
+    table = workspace_array(workspace, "table", slots, np.int64)
     _fill_i64_kernel[grid_1d(slots)](table, _EMPTY)
-    entry_slot = cuda.device_array(entries, np.int64)
+    entry_slot = workspace_array(workspace, "entry_slot", entries, np.int64)
     _insert_kernel[grid_1d(entries)](rem0, rank, 64 - bits, table, entry_slot)
     # 2. numbering in first-occurrence order
-    flags = cuda.device_array(entries, np.int64)
+    flags = workspace_array(workspace, "flags", entries, np.int64)
     _first_kernel[grid_1d(entries)](entry_slot, table, flags)
-    ids = exclusive_scan(flags, cuda.device_array(entries + 1, np.int64))
-    slot_id = cuda.device_array(slots, np.int32)
-    vertex_entry = cuda.device_array(entries, np.int64)
-    count = cuda.device_array(1, np.int64)
+    ids = exclusive_scan(flags, workspace_array(workspace, "ids", entries + 1, np.int64), SCAN_CHUNK, workspace,
+                         "ids")
+    slot_id = workspace_array(workspace, "slot_id", slots, np.int32)
+    vertex_entry = workspace_array(workspace, "vertex_entry", entries, np.int64)
+    count = workspace_array(workspace, "count", 1, np.int64)
     _slot_id_kernel[grid_1d(slots)](table, ids, slot_id, vertex_entry, count)
     # 3. vertex ids, counts and neighbours
-    vertex = cuda.device_array((n, d1), np.int32)
-    counts = cuda.device_array(entries, np.int64)
+    vertex = workspace_array(workspace, "vertex", (n, d1), np.int32)
+    counts = workspace_array(workspace, "counts", entries, np.int64)
     _fill_i64_kernel[grid_1d(entries)](counts, 0)
     _vertex_kernel[grid_1d(entries)](entry_slot, slot_id, vertex, counts)
-    neighbours = cuda.device_array((d1, entries, 2), np.int32)
+    neighbours = workspace_array(workspace, "neighbours", (d1, entries, 2), np.int32)
     _neighbours_init_kernel[grid_1d(entries)](neighbours)
     _neighbours_kernel[grid_1d(entries)](rem0, rank, vertex_entry, table, slot_id, count, 64 - bits, neighbours)
     # 4. the gather index
-    offsets = exclusive_scan(counts, cuda.device_array(entries + 1, np.int64))
-    cursor = cuda.device_array(entries, np.int64)
+    offsets = exclusive_scan(counts, workspace_array(workspace, "offsets", entries + 1, np.int64), SCAN_CHUNK,
+                             workspace, "offsets")
+    cursor = workspace_array(workspace, "cursor", entries, np.int64)
     _copy_i64_kernel[grid_1d(entries)](offsets, cursor)
-    pixel = cuda.device_array(entries, np.int32)
+    pixel = workspace_array(workspace, "pixel", entries, np.int32)
     _place_kernel[grid_1d(entries)](vertex, cursor, pixel)
-    weight = cuda.device_array(entries, np.float32)
+    weight = workspace_array(workspace, "weight", entries, np.float32)
     _order_kernel[grid_1d(entries)](offsets, pixel, vertex, weights, weight)
     return dict(vertex=vertex, neighbours=neighbours, splat_offsets=offsets, splat_pixel=pixel,
                 splat_weight=weight, count=count)

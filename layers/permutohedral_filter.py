@@ -138,8 +138,9 @@ class LatticeCache:
         version : tuple
             What names the image's contents: ``(blob.data_version(), index in the batch)``. The image is
             never read back to hash it (that would cross to the host): an entry is reused while the blob's
-            data has not been handed out for writing since the build, and rebuilt (in place of the old one)
-            otherwise -- so the lattice of one forward serves its 2T filters and the backward.
+            data has not been handed out for writing since the build, and rebuilt otherwise, into the old
+            entry's device arrays (:meth:`.CudaLattice.rebuild`) -- so the lattice of one forward serves its
+            2T filters and the backward, and a forward on a new image allocates nothing.
         """
         (serial, stamp), index = version
         key = (serial, index, tuple(image.shape), float(theta_alpha), float(theta_beta), np.dtype(dtype).str)
@@ -148,7 +149,15 @@ class LatticeCache:
             self._bilateral_on_device.move_to_end(key)
             return found[1]
         from crfrnn_np.lattice.cuda import bilateral_features_device
-        entry = self._build(bilateral_features_device(image, theta_alpha, theta_beta), dtype, dim=5)
+        if found is not None and found[1][0]._impl is not None:
+            # the same blob written since: built again into the previous build's arrays (no allocation)
+            lattice, norm = entry = found[1]
+            impl = lattice._impl
+            impl.rebuild(bilateral_features_device(image, theta_alpha, theta_beta, out=impl.features))
+            impl.device_norm(dtype, NORM_EPSILON, out=norm)
+            self.builds += 1
+        else:
+            entry = self._build(bilateral_features_device(image, theta_alpha, theta_beta), dtype, dim=5)
         self._bilateral_on_device[key] = (stamp, entry)
         self._bilateral_on_device.move_to_end(key)
         while len(self._bilateral_on_device) > self.capacity:

@@ -119,6 +119,25 @@ def counting_transfers():
         fake.copy_to_host, fake.copy_to_device, cuda.to_device = saved
 
 
+@contextlib.contextmanager
+def counting_allocations():
+    """Count ``numba.cuda.device_array`` calls (every device allocation of the project goes through it):
+    ``[n]``."""
+    from numba import cuda
+    made = [0]
+    saved = cuda.device_array
+
+    def device_array(*args, **kwargs):
+        made[0] += 1
+        return saved(*args, **kwargs)
+
+    cuda.device_array = device_array
+    try:
+        yield made
+    finally:
+        cuda.device_array = saved
+
+
 def run_small_net(dtype, text=NET):
     """Forward and backward of ``text`` on cuda and cpu (the same parameters); asserts that outputs, input
     diffs and parameter diffs agree; returns the transfer counts of the first and second cuda forwards and of
@@ -146,8 +165,10 @@ def run_small_net(dtype, text=NET):
         if backend == "cuda":
             with counting_transfers() as forward_counts:         # the first forward: buffers made, lattices
                 net.forward(**feed)                              # built (the spatial one at set-up)
-            with counting_transfers() as again_counts:
+            with counting_transfers() as again_counts, counting_allocations() as made:
                 out = net.forward(**feed)["y"].copy()
+            # buffers are made once per shape: a second forward (new lattices included) allocates nothing
+            assert made[0] == 0, ("device allocations in a second forward", net.name, made[0])
             g = np.random.default_rng(13).standard_normal(out.shape).astype(dtype) if g is None else g
             with counting_transfers() as backward_counts:
                 dx = net.backward(y=g)["x"].copy()
