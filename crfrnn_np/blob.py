@@ -170,6 +170,12 @@ class Blob:
     def cpu_diff(self):
         return self._diff.cpu()
 
+    def data_version(self):
+        """``(serial, stamp)`` of the data: unchanged between two calls exactly when the data was not handed
+        out for writing in between (:mod:`crfrnn_np.synced_memory`); how the device lattice cache knows an
+        image is the same without reading it back."""
+        return self._data.serial, self._data.stamp
+
     def gpu_data(self):
         """The device data for reading (copied across only when the host copy is newer)."""
         return self._data.gpu()

@@ -260,8 +260,13 @@ class Net:
             diffs = sum(b.count for b in unique.values() if b.name in self.blob_need_backward)
             params = 2 * sum(b.count for b in self.learnable_params)
             largest = max(unique.values(), key=lambda b: b.count)
-            check_device_memory((need // self.dtype.itemsize + diffs + params) * self.dtype.itemsize,
-                                "net '%s': blobs and parameters (largest blob '%s' %s)"
+            lattices = {}
+            for layer in self.layers:
+                if hasattr(layer, "device_lattice_bytes"):
+                    lattices.update(layer.device_lattice_bytes())
+            check_device_memory((need // self.dtype.itemsize + diffs + params) * self.dtype.itemsize
+                                + sum(lattices.values()),
+                                "net '%s': blobs, parameters and lattices (largest blob '%s' %s)"
                                 % (self.name, largest.name, largest.shape_string()))
         if need > physical:
             largest = max(unique.values(), key=lambda b: b.count)

@@ -13,10 +13,19 @@
 ``mutable_cpu()`` / ``mutable_gpu()`` are for writing: they sync the same way, then mark their side newer.
 Each side is allocated once and kept until the blob's shape changes (a new SyncedMemory), so a forward
 allocates nothing after the first. Without a device (``backend="cpu"``) only the host side is ever used.
+
+``stamp`` changes whenever a copy is handed out for writing (``mutable_*``, ``set_*``): a consumer that
+derives something costly from the contents (the CRF's bilateral lattice of an image, built on the device)
+keeps it while ``(serial, stamp)`` is unchanged, without reading the contents back to compare them.
+Stamps come from one process-wide counter, so no two writes anywhere share one.
 """
+import itertools
+
 import numpy as np
 
 NONE, CPU, GPU, SYNCED = "NONE", "CPU", "GPU", "SYNCED"
+
+_counter = itertools.count(1)
 
 
 class SyncedMemory:
@@ -26,9 +35,16 @@ class SyncedMemory:
     ----------
     shape : tuple of int
     dtype : numpy dtype
+
+    Attributes
+    ----------
+    serial : int
+        Unique to this memory (for the life of the process).
+    stamp : int
+        Changed by every hand-out for writing; see the module docstring.
     """
 
-    __slots__ = ("shape", "dtype", "host", "device", "head")
+    __slots__ = ("shape", "dtype", "host", "device", "head", "serial", "stamp")
 
     def __init__(self, shape, dtype):
         self.shape = shape
@@ -36,6 +52,11 @@ class SyncedMemory:
         self.host = None
         self.device = None
         self.head = NONE
+        self.serial = self.stamp = next(_counter)
+
+    def _written(self, head):
+        self.head = head
+        self.stamp = next(_counter)
 
     # -- host side -------------------------------------------------------------------------------------
     def cpu(self):
@@ -54,13 +75,13 @@ class SyncedMemory:
     def mutable_cpu(self):
         """The host array, up to date, marked as the newer copy (the caller writes it)."""
         host = self.cpu()
-        self.head = CPU
+        self._written(CPU)
         return host
 
     def set_cpu(self, array):
         """Make ``array`` (already of the right shape and dtype) the host copy, newer than the device's."""
         self.host = array
-        self.head = CPU
+        self._written(CPU)
 
     # -- device side -----------------------------------------------------------------------------------
     def gpu(self):
@@ -79,13 +100,13 @@ class SyncedMemory:
     def mutable_gpu(self):
         """The device array, up to date, marked as the newer copy (a kernel writes it)."""
         device = self.gpu()
-        self.head = GPU
+        self._written(GPU)
         return device
 
     def set_gpu(self, array):
         """Make the device array ``array`` the device copy, newer than the host's."""
         self.device = array
-        self.head = GPU
+        self._written(GPU)
 
     def allocated(self):
         return self.host is not None or self.device is not None
@@ -112,6 +133,14 @@ class ReshapedMemory:
     @property
     def head(self):
         return self.base.head
+
+    @property
+    def serial(self):
+        return self.base.serial
+
+    @property
+    def stamp(self):
+        return self.base.stamp
 
     def cpu(self):
         return self.base.cpu().reshape(self.shape)

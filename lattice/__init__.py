@@ -102,6 +102,27 @@ class PermutohedralLattice:
             from .cuda import CudaLattice
             self._impl = CudaLattice(feats)
 
+    @classmethod
+    def from_device_features(cls, features, dim):
+        """A ``"cuda"`` lattice from features already on the device, built without any copy.
+
+        Parameters
+        ----------
+        features : numba.cuda device array, (N*d,), float32
+            Point-major features, as :func:`.cuda.spatial_features_device` and
+            :func:`.cuda.bilateral_features_device` make them (not checked for finiteness: that would need
+            them on the host; see :class:`.cuda.CudaLattice`).
+        dim : int
+            d.
+        """
+        from .cuda import CudaLattice
+        lattice = cls.__new__(cls)
+        lattice.backend = "cuda"
+        lattice.dim = int(dim)
+        lattice.num_points = features.shape[0] // lattice.dim
+        lattice._impl = CudaLattice(features, dim=lattice.dim) if lattice.num_points else None
+        return lattice
+
     @property
     def num_vertices(self):
         return 0 if self._impl is None else self._impl.num_vertices

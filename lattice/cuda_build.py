@@ -6,25 +6,23 @@ vertex numbering (first occurrence in (point, remainder) order), the same neighb
 gather entries in increasing pixel order, so the splat sums in the host's order. Passes (E = N (d+1)
 (point, remainder) entries, entry e = i (d+1) + r; one thread per entry, slot or vertex):
 
-1. ``_range_kernel``: the smallest and largest remainder-0 coordinate of each axis (atomic min / max);
-   ``_packing_kernel`` (one thread) lays out the packed keys from them exactly as
-   :func:`.hash_table.key_packing` does, with the neighbour steps, and records the number of key words W;
-2. ``_insert_kernel``: each entry's packed one-word key is inserted in an open-addressing table of
-   ``2^bits >= 2 E`` slots (load <= 1/2; the host's Fibonacci hash and linear probing) by atomic
-   compare-and-swap on the key; each slot keeps the smallest entry that holds its key (atomic min);
-3. numbering: ``_first_kernel`` flags the entries that are the first of their key, an exclusive prefix sum
+1. ``_insert_kernel``: each entry's key (d coordinates, recomputed from the simplex, never stored) is
+   inserted in an open-addressing table of ``2^bits >= 2 E`` slots (load <= 1/2, linear probing from a
+   multiplicative hash of the coordinates) by atomic compare-and-swap of the entry number into an empty
+   slot; a slot that already holds the key keeps the smallest entry (atomic min);
+2. numbering: ``_first_kernel`` flags the entries that are the first of their key, an exclusive prefix sum
    (:func:`exclusive_scan`) of the flags numbers them in entry order -- the host's insertion order -- and
-   ``_slot_id_kernel`` gives each slot its id and each id its key; M (and W) cross to the host, the one
-   device -> host copy of a build, for the shapes of what follows;
-4. ``_vertex_kernel``: ``vertex[i, r]`` and the per-vertex entry counts (atomic add);
-   ``_neighbours_kernel``: table lookups of key + step_j (the step back along axis j); the step forward is
-   its inverse, written without a second lookup, as on the host;
-5. the gather index: offsets by a prefix sum of the counts, entries placed by an atomic cursor per vertex
+   ``_slot_id_kernel`` gives each slot its id, each id its first entry, and writes M to a one-element
+   device array;
+3. ``_vertex_kernel``: ``vertex[i, r]`` and the per-vertex entry counts (atomic add);
+   ``_neighbours_kernel``: table lookups of the key stepped back along axis j; the step forward is its
+   inverse, written without a second lookup, as on the host;
+4. the gather index: offsets by a prefix sum of the counts, entries placed by an atomic cursor per vertex
    (``_place_kernel``), then each vertex heap-sorts its pixels and looks up their weights
    (``_order_kernel``): the order the host's counting sort gives.
 
-Only one-word keys (W = 1: every lattice of the CRF, d = 2 and d = 5) are built here;
-:func:`build_on_device` returns ``None`` for a wider key and the caller uses the host build.
+Nothing crosses to the host: M is not needed there, since every per-vertex array is sized by the bound
+E >= M and the kernels that walk vertices stop at the device's M (see :func:`build_on_device`).
 """
 import numpy as np
 from numba import cuda
@@ -34,11 +32,21 @@ from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
 from .hash_table import _GOLDEN, table_bits
 from .simplex import key_coord
 
-__all__ = ["build_on_device", "exclusive_scan"]
+__all__ = ["build_on_device", "exclusive_scan", "workspace_array"]
 
-_EMPTY = -1          # an empty table slot's key (packed keys are >= 0: every field is coord - origin >= 0)
-_INT32_MAX = np.iinfo(np.int32).max
-_INT32_MIN = np.iinfo(np.int32).min
+_EMPTY = -1          # an empty table slot (entry numbers are >= 0)
+
+
+def workspace_array(workspace, name, shape, dtype):
+    """The device array ``name`` of ``workspace`` (a dict), made there on first use: a lattice rebuilt for a
+    new image of the same size reuses every array of the previous build (all are sized by N and d only), so
+    a forward allocates nothing after the first. ``workspace=None``: a new array every call."""
+    if workspace is None:
+        return cuda.device_array(shape, dtype)
+    array = workspace.get(name)
+    if array is None:
+        array = workspace[name] = cuda.device_array(shape, dtype)
+    return array
 
 
 # ---- fills and the prefix sum ------------------------------------------------------------------------------
@@ -49,15 +57,6 @@ def _fill_i64_kernel(out, value):
     i = cuda.grid(1)
     if i < out.shape[0]:
         out[i] = value
-
-
-@gpu_kernel(lambda f: [(I32[::1], I32[::1])])
-def _range_init_kernel(low, high):
-    """Thread r: ``low[r]``, ``high[r]`` set to the int32 extremes before the atomic min / max."""
-    r = cuda.grid(1)
-    if r < low.shape[0]:
-        low[r] = _INT32_MAX
-        high[r] = _INT32_MIN
 
 
 @gpu_kernel(lambda f: [(I64[::1], I64, I64[::1])])
@@ -100,122 +99,94 @@ def _serial_scan_kernel(values, out):
     out[values.shape[0]] = acc
 
 
-def exclusive_scan(values, out, chunk=SCAN_CHUNK):
+def exclusive_scan(values, out, chunk=SCAN_CHUNK, workspace=None, name="scan"):
     """``out[k] = sum(values[:k])`` for k = 0..n on the device (int64 (n,) -> (n + 1,), ``out[n]`` the total).
 
     Chunks of ``chunk`` values summed by one thread each, the chunk sums scanned the same way (recursively,
     down to one serial thread), then each chunk's prefix sums from its base: integer sums, so the order of
-    the additions does not matter.
+    the additions does not matter. The chunk-sum arrays come from ``workspace`` under ``name`` (see
+    :func:`workspace_array`).
     """
     n = values.shape[0]
     chunks = (n + chunk - 1) // chunk
     if chunks <= 1:
         _serial_scan_kernel[1, 1](values, out)
         return out
-    sums = cuda.device_array(chunks, np.int64)
+    sums = workspace_array(workspace, name + "_sums", chunks, np.int64)
     _chunk_sums_kernel[grid_1d(chunks)](values, chunk, sums)
-    bases = exclusive_scan(sums, cuda.device_array(chunks + 1, np.int64), chunk)
+    bases = exclusive_scan(sums, workspace_array(workspace, name + "_bases", chunks + 1, np.int64), chunk,
+                           workspace, name + "_")
     _chunk_scan_kernel[grid_1d(chunks)](values, chunk, bases, out)
     return out
 
 
 # ---- keys and the hash table -------------------------------------------------------------------------------
+#
+# A vertex key is the d coordinates of the remainder-r vertex of a point (``key_coord``), never stored: the
+# table holds, per slot, an entry e = i (d+1) + r whose key is the slot's, and keys are compared by
+# recomputing both entries' coordinates from ``rem0`` and ``rank`` (written before any insertion, so every
+# read is of final values). Any d and any coordinate range work, and nothing about the keys has to come
+# back to the host to lay them out.
 
-@gpu_kernel(lambda f: [(I32[:, ::1], I32[::1], I32[::1])])
-def _range_kernel(rem0, low, high):
-    """Thread i: point i's remainder-0 coordinates into the per-axis minimum ``low`` and maximum ``high``."""
-    i = cuda.grid(1)
-    if i >= rem0.shape[0]:
-        return
-    for r in range(rem0.shape[1]):
-        cuda.atomic.min(low, r, rem0[i, r])
-        cuda.atomic.max(high, r, rem0[i, r])
-
-
-@gpu_kernel(lambda f: [(I32[::1], I32[::1], I64[::1], I64[::1], I64[::1], I64[::1])])
-def _packing_kernel(low, high, origin, shift, step, info):
-    """One thread: :func:`.hash_table.key_packing` for one word -- ``origin[q]``, ``shift[q]`` (d,), the
-    neighbour steps ``step[j]`` (d+1,) (minus one in every field, plus d+1 in field j) -- and ``info[0]`` = W,
-    the words a key needs (the fields are not laid out when W > 1)."""
-    if cuda.grid(1) != 0:
-        return
-    d = origin.shape[0]
-    used = 0
-    words = 1
-    for q in range(d):
-        origin[q] = np.int64(low[q]) - (d + 2)
-        span = np.int64(high[q]) + 2 * d - origin[q]
-        width = 0
-        while span > 0:                              # int.bit_length
-            span >>= 1
-            width += 1
-        if used + width > 63:
-            words = 2
-        shift[q] = used
-        used += width
-    info[0] = words
-    for j in range(d + 1):
-        step[j] = 0
-    if words != 1:
-        return
-    for q in range(d):
-        one = np.int64(1) << shift[q]
-        for j in range(d + 1):
-            step[j] -= one
-        step[q] += np.int64(d + 1) * one
-
-
-@gpu_kernel(lambda f: [(I32[:, ::1], I32[:, ::1], I64[::1], I64[::1], I64[::1], I64, I64[::1], I64[::1],
-                        I64[::1])])
-def _insert_kernel(rem0, rank, origin, shift, info, shift_t, table_keys, table_first, entry_slot):
-    """Thread e = i (d+1) + r: the key of point i's remainder-r vertex inserted by compare-and-swap (linear
-    probing from its Fibonacci hash, ``shift_t`` = 64 - bits); ``table_first[slot]`` min= e,
-    ``entry_slot[e]`` = its slot. Nothing is done unless the keys fit one word (``info[0] == 1``)."""
+@gpu_kernel(lambda f: [(I32[:, ::1], I32[:, ::1], I64, I64[::1], I64[::1])])
+def _insert_kernel(rem0, rank, shift_t, table, entry_slot):
+    """Thread e = i (d+1) + r: the key of point i's remainder-r vertex inserted by compare-and-swap of the
+    entry number into an empty slot (linear probing from the key's hash, ``shift_t`` = 64 - bits); a slot
+    found holding the same key gets ``min=`` e, so it ends with the key's first entry; ``entry_slot[e]`` =
+    the slot."""
     e = cuda.grid(1)
     n, d1 = rem0.shape
-    if e >= n * d1 or info[0] != 1:
+    if e >= n * d1:
         return
     d = d1 - 1
     i = e // d1
     r = e - i * d1
-    key = np.int64(0)
+    h = np.uint64(0)
     for q in range(d):
-        key += (np.int64(key_coord(rem0[i, q], rank[i, q], r, d)) - origin[q]) << shift[q]
-    mask = table_keys.shape[0] - 1
-    slot = np.int64((np.uint64(key) * np.uint64(_GOLDEN)) >> np.uint64(shift_t))
+        h = (h + np.uint64(np.int64(key_coord(rem0[i, q], rank[i, q], r, d)))) * np.uint64(_GOLDEN)
+    mask = table.shape[0] - 1
+    slot = np.int64(h >> np.uint64(shift_t))
     while True:
-        old = cuda.atomic.cas(table_keys, slot, _EMPTY, key)
-        if old == _EMPTY or old == key:
+        old = cuda.atomic.cas(table, slot, _EMPTY, np.int64(e))
+        if old == _EMPTY:
+            break
+        io = old // d1
+        ro = old - io * d1
+        same = True
+        for q in range(d):
+            if key_coord(rem0[io, q], rank[io, q], ro, d) != key_coord(rem0[i, q], rank[i, q], r, d):
+                same = False
+        if same:
+            cuda.atomic.min(table, slot, np.int64(e))
             break
         slot = (slot + 1) & mask
-    cuda.atomic.min(table_first, slot, np.int64(e))
     entry_slot[e] = slot
 
 
 @gpu_kernel(lambda f: [(I64[::1], I64[::1], I64[::1])])
-def _first_kernel(entry_slot, table_first, flags):
+def _first_kernel(entry_slot, table, flags):
     """Thread e: ``flags[e]`` = 1 when entry e is the first holding its key, else 0."""
     e = cuda.grid(1)
     if e < flags.shape[0]:
-        flags[e] = 1 if table_first[entry_slot[e]] == e else 0
+        flags[e] = 1 if table[entry_slot[e]] == e else 0
 
 
-@gpu_kernel(lambda f: [(I64[::1], I64[::1], I64[::1], I32[::1], I64[::1], I64[::1])])
-def _slot_id_kernel(table_keys, table_first, ids, slot_id, vertex_key, info):
+@gpu_kernel(lambda f: [(I64[::1], I64[::1], I32[::1], I64[::1], I64[::1])])
+def _slot_id_kernel(table, ids, slot_id, vertex_entry, count):
     """Thread s: ``slot_id[s]`` = the vertex id of slot s (its first entry's rank among first entries,
-    ``ids`` the exclusive scan of the flags), -1 if empty, and ``vertex_key[id]`` = its key; thread 0 also
-    writes M into ``info[1]``."""
+    ``ids`` the exclusive scan of the flags), -1 if empty, and ``vertex_entry[id]`` = that first entry;
+    thread 0 also writes M into ``count[0]``."""
     s = cuda.grid(1)
     if s == 0:
-        info[1] = ids[ids.shape[0] - 1]
-    if s >= table_keys.shape[0]:
+        count[0] = ids[ids.shape[0] - 1]
+    if s >= table.shape[0]:
         return
-    if table_keys[s] == _EMPTY:
+    if table[s] == _EMPTY:
         slot_id[s] = -1
         return
-    v = ids[table_first[s]]
+    v = ids[table[s]]
     slot_id[s] = v
-    vertex_key[v] = table_keys[s]
+    vertex_entry[v] = table[s]
 
 
 # ---- the index ---------------------------------------------------------------------------------------------
@@ -244,21 +215,41 @@ def _neighbours_init_kernel(neighbours):
         neighbours[j, v, 1] = -1
 
 
-@gpu_kernel(lambda f: [(I64[::1], I64[::1], I32[::1], I64[::1], I64, I32[:, :, ::1])])
-def _neighbours_kernel(vertex_key, table_keys, slot_id, step, shift_t, neighbours):
-    """Thread v: ``neighbours[j, v, 0]`` = the vertex with key ``key_v + step[j]`` (-1 if none) and, as its
-    inverse, ``neighbours[j, u, 1] = v`` (no races: the step back along j is injective)."""
+@gpu_kernel(lambda f: [(I32[:, ::1], I32[:, ::1], I64[::1], I64[::1], I32[::1], I64[::1], I64,
+                        I32[:, :, ::1])])
+def _neighbours_kernel(rem0, rank, vertex_entry, table, slot_id, count, shift_t, neighbours):
+    """Thread v < M (``count[0]``): ``neighbours[j, v, 0]`` = the vertex whose key is v's minus one in every
+    coordinate plus d+1 in coordinate j (the step back along axis j; -1 if none), and, as its inverse,
+    ``neighbours[j, u, 1] = v`` (no races: the step back along j is injective)."""
     v = cuda.grid(1)
-    m = neighbours.shape[1]
-    if v >= m:
+    if v >= count[0]:
         return
-    mask = table_keys.shape[0] - 1
-    for j in range(neighbours.shape[0]):
-        key = vertex_key[v] + step[j]
-        slot = np.int64((np.uint64(key) * np.uint64(_GOLDEN)) >> np.uint64(shift_t))
-        while table_keys[slot] != _EMPTY and table_keys[slot] != key:
+    d1 = rem0.shape[1]
+    d = d1 - 1
+    f = vertex_entry[v]
+    i = f // d1
+    r = f - i * d1
+    mask = table.shape[0] - 1
+    for j in range(d1):
+        h = np.uint64(0)
+        for q in range(d):
+            c = key_coord(rem0[i, q], rank[i, q], r, d) - 1 + (d1 if q == j else 0)
+            h = (h + np.uint64(np.int64(c))) * np.uint64(_GOLDEN)
+        slot = np.int64(h >> np.uint64(shift_t))
+        u = -1
+        while table[slot] != _EMPTY:
+            other = table[slot]
+            io = other // d1
+            ro = other - io * d1
+            same = True
+            for q in range(d):
+                c = key_coord(rem0[i, q], rank[i, q], r, d) - 1 + (d1 if q == j else 0)
+                if key_coord(rem0[io, q], rank[io, q], ro, d) != c:
+                    same = False
+            if same:
+                u = slot_id[slot]
+                break
             slot = (slot + 1) & mask
-        u = -1 if table_keys[slot] == _EMPTY else slot_id[slot]
         neighbours[j, v, 0] = u
         if u >= 0:
             neighbours[j, u, 1] = v
@@ -318,72 +309,66 @@ def _order_kernel(offsets, pixel, vertex, weights, weight):
                 weight[e] = weights[i, r]
 
 
-def build_on_device(rem0, rank, weights):
+def build_on_device(rem0, rank, weights, workspace=None):
     """The lattice index on the device from device simplices, as :func:`.cpu.build_from_simplices` builds it.
+
+    Nothing crosses between host and device: the number of vertices M is not known on the host, so every
+    per-vertex array is made for the bound E = N (d+1) (each entry names at most one new vertex), M stays on
+    the device in ``count[0]``, and the per-vertex kernels (here and in the filter) stop at it. Rows from M
+    on are inert: no gather entries, no neighbours.
 
     Parameters
     ----------
     rem0, rank : device array, (N, d+1), int32
     weights : device array, (N, d+1), float32
+    workspace : dict, optional
+        Where the arrays are kept for the next build of the same N and d (:func:`workspace_array`); the
+        returned arrays are then the workspace's, overwritten by that next build.
 
     Returns
     -------
-    dict or None
-        Device arrays ``vertex`` (N, d+1) int32, ``neighbours`` (d+1, M, 2) int32, ``splat_offsets`` (M+1,)
-        int64, ``splat_pixel``, ``splat_weight`` (N (d+1),) int32 / float32, and ``num_vertices`` M; None when
-        the keys need more than one int64 word (the caller builds on the host then). One small device ->
-        host copy (W and M); nothing crosses the other way.
+    dict
+        Device arrays ``vertex`` (N, d+1) int32, ``neighbours`` (d+1, E, 2) int32, ``splat_offsets`` (E+1,)
+        int64, ``splat_pixel``, ``splat_weight`` (E,) int32 / float32 (the host build's arrays are the first
+        M rows, M + 1 offsets, all E entries), and ``count`` (1,) int64 holding M.
     """
     n, d1 = rem0.shape
-    d = d1 - 1
     entries = n * d1
-    low = cuda.device_array(d1, np.int32)
-    high = cuda.device_array(d1, np.int32)
-    _range_init_kernel[grid_1d(d1)](low, high)
-    _range_kernel[grid_1d(n)](rem0, low, high)
-    origin = cuda.device_array(d, np.int64)
-    shift = cuda.device_array(d, np.int64)
-    step = cuda.device_array(d1, np.int64)
-    info = cuda.device_array(2, np.int64)
-    _packing_kernel[1, 1](low, high, origin, shift, step, info)
-    # 2. the table: at least 2 E slots (load <= 1/2) whatever the number of distinct keys
+    # 1. the table: at least 2 E slots (load <= 1/2) whatever the number of distinct keys
     bits = table_bits(entries)
     slots = 1 << bits
-    table_keys = cuda.device_array(slots, np.int64)
-    table_first = cuda.device_array(slots, np.int64)
-    _fill_i64_kernel[grid_1d(slots)](table_keys, _EMPTY)
-    _fill_i64_kernel[grid_1d(slots)](table_first, entries)
-    entry_slot = cuda.device_array(entries, np.int64)
-    _insert_kernel[grid_1d(entries)](rem0, rank, origin, shift, info, 64 - bits, table_keys, table_first,
-                                     entry_slot)
-    # 3. numbering in first-occurrence order
-    flags = cuda.device_array(entries, np.int64)
-    _first_kernel[grid_1d(entries)](entry_slot, table_first, flags)
-    ids = exclusive_scan(flags, cuda.device_array(entries + 1, np.int64))
-    slot_id = cuda.device_array(slots, np.int32)
-    vertex_key = cuda.device_array(entries, np.int64)
-    _slot_id_kernel[grid_1d(slots)](table_keys, table_first, ids, slot_id, vertex_key, info)
-    words, m = (int(x) for x in info.copy_to_host())
-    if words != 1:
-        return None
-    # 4. vertex ids, counts and neighbours
-    vertex = cuda.device_array((n, d1), np.int32)
-    counts = cuda.device_array(m, np.int64)
-    _fill_i64_kernel[grid_1d(m)](counts, 0)
+    table = workspace_array(workspace, "table", slots, np.int64)
+    _fill_i64_kernel[grid_1d(slots)](table, _EMPTY)
+    entry_slot = workspace_array(workspace, "entry_slot", entries, np.int64)
+    _insert_kernel[grid_1d(entries)](rem0, rank, 64 - bits, table, entry_slot)
+    # 2. numbering in first-occurrence order
+    flags = workspace_array(workspace, "flags", entries, np.int64)
+    _first_kernel[grid_1d(entries)](entry_slot, table, flags)
+    ids = exclusive_scan(flags, workspace_array(workspace, "ids", entries + 1, np.int64), SCAN_CHUNK, workspace,
+                         "ids")
+    slot_id = workspace_array(workspace, "slot_id", slots, np.int32)
+    vertex_entry = workspace_array(workspace, "vertex_entry", entries, np.int64)
+    count = workspace_array(workspace, "count", 1, np.int64)
+    _slot_id_kernel[grid_1d(slots)](table, ids, slot_id, vertex_entry, count)
+    # 3. vertex ids, counts and neighbours
+    vertex = workspace_array(workspace, "vertex", (n, d1), np.int32)
+    counts = workspace_array(workspace, "counts", entries, np.int64)
+    _fill_i64_kernel[grid_1d(entries)](counts, 0)
     _vertex_kernel[grid_1d(entries)](entry_slot, slot_id, vertex, counts)
-    neighbours = cuda.device_array((d1, m, 2), np.int32)
-    _neighbours_init_kernel[grid_1d(m)](neighbours)
-    _neighbours_kernel[grid_1d(m)](vertex_key, table_keys, slot_id, step, 64 - bits, neighbours)
-    # 5. the gather index
-    offsets = exclusive_scan(counts, cuda.device_array(m + 1, np.int64))
-    cursor = cuda.device_array(m, np.int64)
-    _copy_i64_kernel[grid_1d(m)](offsets, cursor)
-    pixel = cuda.device_array(entries, np.int32)
+    neighbours = workspace_array(workspace, "neighbours", (d1, entries, 2), np.int32)
+    _neighbours_init_kernel[grid_1d(entries)](neighbours)
+    _neighbours_kernel[grid_1d(entries)](rem0, rank, vertex_entry, table, slot_id, count, 64 - bits, neighbours)
+    # 4. the gather index
+    offsets = exclusive_scan(counts, workspace_array(workspace, "offsets", entries + 1, np.int64), SCAN_CHUNK,
+                             workspace, "offsets")
+    cursor = workspace_array(workspace, "cursor", entries, np.int64)
+    _copy_i64_kernel[grid_1d(entries)](offsets, cursor)
+    pixel = workspace_array(workspace, "pixel", entries, np.int32)
     _place_kernel[grid_1d(entries)](vertex, cursor, pixel)
-    weight = cuda.device_array(entries, np.float32)
-    _order_kernel[grid_1d(m)](offsets, pixel, vertex, weights, weight)
+    weight = workspace_array(workspace, "weight", entries, np.float32)
+    _order_kernel[grid_1d(entries)](offsets, pixel, vertex, weights, weight)
     return dict(vertex=vertex, neighbours=neighbours, splat_offsets=offsets, splat_pixel=pixel,
-                splat_weight=weight, num_vertices=m)
+                splat_weight=weight, count=count)
 
 
 @gpu_kernel(lambda f: [(I64[::1], I64[::1])])

@@ -60,6 +60,7 @@ class LatticeCache:
         self.capacity = int(capacity)
         self._spatial = OrderedDict()
         self._bilateral = OrderedDict()
+        self._bilateral_on_device = OrderedDict()
         self._pinned = None
         self.builds = 0
 
@@ -70,6 +71,7 @@ class LatticeCache:
     def clear(self):
         self._spatial.clear()
         self._bilateral.clear()
+        self._bilateral_on_device.clear()
 
     @contextlib.contextmanager
     def pinned(self):
@@ -85,9 +87,12 @@ class LatticeCache:
             if outer is None:
                 self._pinned = None
 
-    def _build(self, features, dtype):
+    def _build(self, features, dtype, dim=None):
         from crfrnn_np.lattice import PermutohedralLattice
-        lattice = PermutohedralLattice(features, backend=self.backend)
+        if dim is not None:                      # features made on the device (cuda backend)
+            lattice = PermutohedralLattice.from_device_features(features, dim)
+        else:
+            lattice = PermutohedralLattice(features, backend=self.backend)
         if self.backend == "cuda" and lattice._impl is not None:
             # the norm stays on the device (a device array; only the device path of the filter uses it)
             self.builds += 1
@@ -103,8 +108,11 @@ class LatticeCache:
         key = (int(height), int(width), float(theta_gamma), np.dtype(dtype).str)
         entry = self._spatial.get(key)
         if entry is None:
-            features = spatial_features(height, width, theta_gamma)
-            entry = self._build(features, dtype)
+            if self.backend == "cuda":          # the features made on the device: nothing crosses
+                from crfrnn_np.lattice.cuda import spatial_features_device
+                entry = self._build(spatial_features_device(height, width, theta_gamma), dtype, dim=2)
+            else:
+                entry = self._build(spatial_features(height, width, theta_gamma), dtype)
             self._spatial[key] = entry
             while len(self._spatial) > SPATIAL_LATTICES:
                 self._spatial.popitem(last=False)
@@ -120,6 +128,41 @@ class LatticeCache:
                 entry = self._pinned[fast] = self._bilateral_entry(image, theta_alpha, theta_beta, dtype)
             return entry
         return self._bilateral_entry(image, theta_alpha, theta_beta, dtype)
+
+    def bilateral_device(self, image, version, theta_alpha, theta_beta, dtype):
+        """``(lattice, norm)`` of the bilateral kernel for one image on the device (``cuda`` backend).
+
+        Parameters
+        ----------
+        image : device array, (K >= 3, H, W), C-contiguous
+        version : tuple
+            What names the image's contents: ``(blob.data_version(), index in the batch)``. The image is
+            never read back to hash it (that would cross to the host): an entry is reused while the blob's
+            data has not been handed out for writing since the build, and rebuilt otherwise, into the old
+            entry's device arrays (:meth:`.CudaLattice.rebuild`) -- so the lattice of one forward serves its
+            2T filters and the backward, and a forward on a new image allocates nothing.
+        """
+        (serial, stamp), index = version
+        key = (serial, index, tuple(image.shape), float(theta_alpha), float(theta_beta), np.dtype(dtype).str)
+        found = self._bilateral_on_device.get(key)
+        if found is not None and found[0] == stamp:
+            self._bilateral_on_device.move_to_end(key)
+            return found[1]
+        from crfrnn_np.lattice.cuda import bilateral_features_device
+        if found is not None and found[1][0]._impl is not None:
+            # the same blob written since: built again into the previous build's arrays (no allocation)
+            lattice, norm = entry = found[1]
+            impl = lattice._impl
+            impl.rebuild(bilateral_features_device(image, theta_alpha, theta_beta, out=impl.features))
+            impl.device_norm(dtype, NORM_EPSILON, out=norm)
+            self.builds += 1
+        else:
+            entry = self._build(bilateral_features_device(image, theta_alpha, theta_beta), dtype, dim=5)
+        self._bilateral_on_device[key] = (stamp, entry)
+        self._bilateral_on_device.move_to_end(key)
+        while len(self._bilateral_on_device) > self.capacity:
+            self._bilateral_on_device.popitem(last=False)
+        return entry
 
     def _bilateral_entry(self, image, theta_alpha, theta_beta, dtype):
         from crfrnn_np.lattice import bilateral_features
@@ -203,15 +246,29 @@ class PermutohedralFilterLayer(Layer):
                                    % (image.name, image.shape_string(), values.name, values.shape_string()))
         self.cache.reserve(n)
         top[0].reshape(values.shape)
-        if self.backend == "cuda" and self.kernel == "SPATIAL" and n and h * w:
-            # built here, once per image size, so that a forward moves nothing for it
-            self.cache.spatial(h, w, self.theta_gamma, self.dtype)
+        self._shape = values.shape
+
+    def device_lattice_bytes(self):
+        """``{lattice: bytes}`` of device memory the lattices of this layer's filtering take at the current
+        shape (:func:`crfrnn_np.lattice.cuda.device_bytes`), keyed so that a net counts each lattice once
+        however many filter layers share it (the 2T filters of a mean-field sub-net share two)."""
+        from crfrnn_np.lattice.cuda import device_bytes
+        n, c, h, w = getattr(self, "_shape", (0, 0, 0, 0))
+        if self.kernel == "SPATIAL":
+            key, count, dim = ("SPATIAL", h, w, self.theta_gamma), 1, 2
+        else:
+            key, count, dim = ("BILATERAL", n, h, w, self.theta_alpha, self.theta_beta), n, 5
+        return {key + (c,): count * device_bytes(h * w, dim, c, self.dtype.itemsize)}
 
     def lattices(self, image):
         """``[(lattice, norm (H*W,))]`` per image of the batch (cached)."""
         n, _, h, w = image.shape
         if self.kernel == "SPATIAL":
             return [self.cache.spatial(h, w, self.theta_gamma, self.dtype)] * n
+        if self.backend == "cuda":              # features from the device image, no copy either way
+            data, version = image.gpu_data(), image.data_version()
+            return [self.cache.bilateral_device(data[i], (version, i), self.theta_alpha, self.theta_beta,
+                                                self.dtype) for i in range(n)]
         data = image.cpu_data()              # read only: a device copy of the image stays valid
         return [self.cache.bilateral(data[i], self.theta_alpha, self.theta_beta, self.dtype)
                 for i in range(n)]

@@ -27,15 +27,27 @@ def _host_and_device(features):
 
 
 def check_same_arrays(features, label):
-    """Every array of the device build equals the host build's, exactly (dtype, shape, values)."""
+    """Every array of the device build equals the host build's, exactly (dtype, and values in the first M
+    rows of the per-vertex arrays, which the device makes with room for N (d+1) vertices)."""
     host, dev = _host_and_device(features)
     assert dev.built_on_device, label
-    assert dev.num_vertices == host["num_vertices"], (label, dev.num_vertices, host["num_vertices"])
+    m = host["num_vertices"]
+    assert dev.num_vertices == m, (label, dev.num_vertices, m)
+    assert dev.capacity == features.shape[0] * (features.shape[1] + 1), label
     for name, array in dev.device_arrays.items():
         got = array.copy_to_host()
-        assert got.dtype == host[name].dtype and got.shape == host[name].shape, (label, name, got.dtype,
-                                                                                 got.shape)
-        np.testing.assert_array_equal(got, host[name], err_msg="%s: %s" % (label, name))
+        if name == "count":
+            assert got.tolist() == [m], (label, got)
+            continue
+        want = host[name]
+        if name == "neighbours":
+            assert got.shape == (want.shape[0], dev.capacity, 2), (label, got.shape)
+            got = got[:, :m]
+        elif name == "splat_offsets":
+            assert got.shape == (dev.capacity + 1,) and np.all(got[m:] == want[m]), (label, name)
+            got = got[:m + 1]
+        assert got.dtype == want.dtype and got.shape == want.shape, (label, name, got.dtype, got.shape)
+        np.testing.assert_array_equal(got, want, err_msg="%s: %s" % (label, name))
     return host
 
 
@@ -82,18 +94,54 @@ def check_all():
     # every point on the same position: one simplex shared by all, long gather lists to sort
     check_same_arrays(np.zeros((40, 3), np.float32) + np.float32(0.3), "40 equal points d=3")
     check_same_arrays((rng.normal(size=(30, 5)) * 2).astype(np.float32), "random d=5")
-    # keys wider than one word: the host build, copied to the device
+    # keys wider than one int64 word on the host: the device build compares coordinates, any width works
     wide = (rng.normal(size=(6, 16)) * 1e4).astype(np.float32)
     assert build(wide)["key_words"] > 1
-    dev = CudaLattice(wide)
-    assert not dev.built_on_device and dev.num_vertices == build(wide)["num_vertices"]
+    check_same_arrays(wide, "wide keys d=16")
+    check_device_features(rng)
+
+
+def check_device_features(rng):
+    """Features made on the device equal the host's bit for bit, and a lattice built from them equals the one
+    built from the host's features; building moves nothing across."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crfrnn_np"))
+    from cudasim_net import counting_transfers
+    from crfrnn_np.lattice import PermutohedralLattice, bilateral_features, spatial_features
+    from crfrnn_np.cuda_ops import fill
+    from crfrnn_np.lattice.cuda import bilateral_features_device, spatial_features_device
+    from numba import cuda
+    for dtype in (np.float32, np.float64):
+        # values with many digits (float64 ones are rounded to float32 first, as on the host)
+        image = (rng.uniform(-130, 130, size=(4, 7, 9)) * np.pi).astype(dtype)
+        device_image = cuda.to_device(image)
+        with counting_transfers() as counts:
+            feats = bilateral_features_device(device_image, 3.3, 17.0)
+            spatial = spatial_features_device(7, 9, 2.7)
+            lattice = PermutohedralLattice.from_device_features(feats, 5)
+            ones = cuda.device_array((1, 63), np.float32)
+            fill(ones, 1)
+            lattice._impl.filter_device(ones)                # a filter call moves nothing either
+        assert counts == {"to_device": 0, "to_host": 0}, counts
+        np.testing.assert_array_equal(feats.copy_to_host().reshape(63, 5), bilateral_features(image, 3.3, 17.0))
+        np.testing.assert_array_equal(spatial.copy_to_host().reshape(63, 2), spatial_features(7, 9, 2.7))
+        host_built = PermutohedralLattice(bilateral_features(image, 3.3, 17.0), backend="cuda")
+        values = rng.standard_normal((3, 63)).astype(np.float32)
+        np.testing.assert_array_equal(lattice._impl.filter(values), host_built._impl.filter(values))
+        np.testing.assert_array_equal(lattice._impl.filter(values, True), host_built._impl.filter(values, True))
+    # a non-finite image value: NaN at its pixel, no failure
+    image = rng.uniform(-100, 100, size=(3, 4, 4)).astype(np.float32)
+    image[1, 2, 3] = np.nan
+    lattice = PermutohedralLattice.from_device_features(bilateral_features_device(cuda.to_device(image), 3.0,
+                                                                                  20.0), 5)
+    out = lattice._impl.filter(np.ones((1, 16), np.float32))
+    assert np.isnan(out[0, 2 * 4 + 3]) and np.isfinite(out).sum() < 16
 
 
 
 def main():
     assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
     # the Fibonacci hash wraps around 2^64 on purpose; NumPy scalars (the simulator's) warn about it
-    warnings.filterwarnings("ignore", "overflow encountered in scalar multiply", RuntimeWarning)
+    warnings.filterwarnings("ignore", "overflow encountered in scalar", RuntimeWarning)
     from crfrnn_np.cuda_kernel import recording, undeclared
     with recording() as launches:
         check_all()

@@ -155,3 +155,13 @@ class TestPermutohedralFilterBattery(LayerTestCase):
 
     def make_bottoms(self, rng):
         return [probabilities(rng, (1, 2, 3, 4)), rng.uniform(-100, 100, (1, 3, 3, 4))]
+
+
+@pytest.mark.cudasim
+def test_device_lattice_cache_under_simulator():
+    """cuda backend: one bilateral lattice per image per forward, shared by its filters and the backward,
+    rebuilt when the image blob is written (tests/layers/cudasim_filter_cache_check.py)."""
+    import pathlib
+    from crfrnn_np.testing import run_under_simulator
+    run_under_simulator([pathlib.Path(__file__).resolve().parent / "cudasim_filter_cache_check.py"],
+                        ok="cudasim filter cache OK")
