@@ -31,7 +31,8 @@ def test_float32_mask_top_refused_beyond_exact_indices():
 @pytest.mark.cudasim
 def test_mask_top_on_the_device_under_simulator():
     out = run_under_simulator([HERE / "cudasim_pool_mask_check.py"], ok="cudasim pool mask OK")
-    for name, forward in (("outputs", "{'to_device': 1, 'to_host': 2}"), ("consumed", "{'to_device': 1, 'to_host': 1}")):
+    for name, forward in (("outputs", "{'to_device': 1, 'to_host': 2}"),
+                          ("consumed", "{'to_device': 1, 'to_host': 1}")):
         for dtype in ("float32", "float64"):
             assert ("%s %s: cuda == cpu, transfers forward %s, backward {'to_device': 1, 'to_host': 1}"
                     % (name, dtype, forward)) in out
