@@ -14,6 +14,8 @@ import numpy as np
 
 from crfrnn_np.layer import Layer, register_layer
 
+from .labels import check_range, device_label_error, host_labels, int_labels
+
 
 @register_layer("Accuracy")
 class AccuracyLayer(Layer):
@@ -51,13 +53,9 @@ class AccuracyLayer(Layer):
             top[1].reshape((self.channels,))
 
     def forward_cpu(self, bottom, top):
-        s = bottom[0].data.reshape(self.outer, self.channels, self.inner)
-        labels = bottom[1].data.reshape(self.outer, self.inner).astype(np.int64)
-        valid = np.ones(labels.shape, bool) if self.ignore_label is None else labels != self.ignore_label
-        bad = valid & ((labels < 0) | (labels >= self.channels))
-        if bad.any():
-            raise self.error("label %d in bottom '%s' is outside 0..%d"
-                             % (labels[bad][0], bottom[1].name, self.channels - 1))
+        s = bottom[0].cpu_data().reshape(self.outer, self.channels, self.inner)
+        labels, valid = int_labels(bottom[1].cpu_data().reshape(self.outer, self.inner), self.ignore_label)
+        check_range(self, bottom[1], labels, valid, self.channels)
         safe = np.where(valid, labels, 0)
         true_score = np.take_along_axis(s, safe[:, None, :], axis=1)
         at_least = (s >= true_score).sum(axis=1)
@@ -77,15 +75,25 @@ class AccuracyLayer(Layer):
         return False
 
     def forward_gpu(self, bottom, top):
-        # loss_cuda.py; a label out of range gives NaN on the device (checking would cost a transfer)
+        # loss_cuda.py. The labels are checked where they are current (labels.py): on the host when the host
+        # copy is (nothing crosses); labels that exist only on the device are checked there, and the first bad
+        # position (one int64) is read back every forward, which waits for the device.
         from crfrnn_np import cuda_ops
         from .crf_cuda import planes
         from .loss_cuda import accuracy
+        host = host_labels(bottom[1])
+        if host is not None:
+            check_range(self, bottom[1], *int_labels(host, self.ignore_label), self.channels)
         n = self.outer * self.inner
         if getattr(self, "_device_status", None) is None or self._device_status.size != max(n, 1):
             self._device_status = cuda_ops.empty(max(n, 1), np.int32)
             self._device_per_class = cuda_ops.empty(self.channels, self.dtype)
+            self._device_bad = cuda_ops.empty(1, np.int64)
         per_class = cuda_ops.flat(top[1].mutable_gpu_data()) if len(top) > 1 else self._device_per_class
         accuracy(planes(bottom[0].gpu_data(), self.outer, self.channels, self.inner),
                  cuda_ops.flat(bottom[1].gpu_data()), self.ignore_label, self.top_k, self._device_status[:n],
-                 cuda_ops.flat(top[0].mutable_gpu_data()), per_class)
+                 cuda_ops.flat(top[0].mutable_gpu_data()), per_class, self._device_bad)
+        if host is None:
+            where = int(self._device_bad.copy_to_host()[0])
+            if where >= 0:
+                raise device_label_error(self, bottom[1], where, self.channels)

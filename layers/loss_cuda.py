@@ -5,10 +5,11 @@ integer, as ``astype(int64)`` does on the host). Reductions over positions run i
 :data:`~crfrnn_np.config.THREADS_PER_BLOCK` threads: each thread strides over the positions, then a tree in
 shared memory adds the threads' sums (in float64, like the host's float64 sum of the logs).
 
-A label outside ``0..C-1`` (and not the ignore label) cannot raise on the device: the loss kernel writes NaN
-as the loss and the first such position into ``state``, and the layer, which reads the loss back anyway (it
-is the net's output), raises from the host; Accuracy writes NaN as its accuracy (reading it back to check
-would be a transfer per forward).
+A label outside ``0..C-1`` (and not the ignore label) cannot raise on the device. The layers check the labels
+on the host when the host copy is current (labels.py), and these kernels are the check only for labels that
+exist on the device alone: the loss kernel writes NaN as the loss and the first bad position into ``state``
+(the layer reads the loss back, then ``state``); Accuracy's count kernel writes the first bad position into
+``bad`` (-1 when none; the layer reads it back) and NaN as the accuracy.
 """
 import math
 
@@ -124,27 +125,30 @@ def accuracy_status_kernel(scores, labels, use_ignore, ignore, top_k, status):
     status[t] = 2 * label + (1 if at_least <= top_k else 0)
 
 
-@gpu_kernel(lambda f: [(I32[::1], f[::1], f[::1])])
-def accuracy_count_kernel(status, accuracy, per_class):
+@gpu_kernel(lambda f: [(I32[::1], f[::1], f[::1], I64[::1])])
+def accuracy_count_kernel(status, accuracy, per_class, bad):
     """Thread c < C: ``per_class[c] = correct_c / counted_c`` (0 for an absent class); thread C:
-    ``accuracy[0] = correct / counted`` (0 when nothing counts, NaN after a label out of range)."""
+    ``accuracy[0] = correct / counted`` (0 when nothing counts, NaN after a label out of range) and ``bad[0]``
+    = the first position of a label out of range, -1 when there is none."""
     c = cuda.grid(1)
     classes = per_class.shape[0]
     if c > classes:
         return
     counted = 0
     correct = 0
-    bad = 0
+    first_bad = -1
     for t in range(status.shape[0]):
         s = status[t]
         if s == -2:
-            bad += 1
+            if first_bad < 0:
+                first_bad = t
         elif s >= 0 and (c == classes or s >> 1 == c):
             counted += 1
             correct += s & 1
     value = float(correct) / float(counted) if counted else 0.0
     if c == classes:
-        accuracy[0] = math.nan if bad else value
+        accuracy[0] = math.nan if first_bad >= 0 else value
+        bad[0] = first_bad
     else:
         per_class[c] = value
 
@@ -165,13 +169,14 @@ def softmax_loss_backward(prob, labels, ignore_label, top_diff, state, dx):
                                                        t(1), t(0), dx)
 
 
-def accuracy(scores, labels, ignore_label, top_k, status, out, per_class):
+def accuracy(scores, labels, ignore_label, top_k, status, out, per_class, bad):
     """Accuracy (``out``, 1 element) and per-class accuracy (``per_class``, C elements) on the device;
-    ``status`` is an int32 scratch array of one element per position."""
+    ``status`` is an int32 scratch array of one element per position, ``bad`` (1 element, int64) receives the
+    first position of a label out of range (-1 when none)."""
     use = 0 if ignore_label is None else 1
     if status.size:
         accuracy_status_kernel[grid_1d(status.size)](scores, labels, use, ignore_label or 0, top_k, status)
-    accuracy_count_kernel[grid_1d(per_class.size + 1)](status, out, per_class)
+    accuracy_count_kernel[grid_1d(per_class.size + 1)](status, out, per_class, bad)
 
 
 __all__ = ["softmax_loss", "softmax_loss_backward", "accuracy", "MODES"]

@@ -2,7 +2,8 @@
 
 Shapes (4-D only)::
 
-    bottom (N, C, H, W)  ->  top (N, C, PH, PW)   [+ optional top[1] = MAX mask, same shape, float]
+    bottom (N, C, H, W)  ->  top (N, C, PH, PW)   [+ optional top[1] = MAX mask, same shape, float; in float32
+                                                   only for H*W <= 2^24 + 1, the indices it holds exactly]
     CEIL (default):  PH = ceil((H + 2*pad_h - kernel_h) / stride_h) + 1      FLOOR: floor(...) + 1
     with padding only: if (PH - 1)*stride_h >= H + pad_h, PH -= 1  (the last window starts inside the
     image or the top/left padding); the same for W.
@@ -35,6 +36,10 @@ from ..threads import items_per_thread, parallel_for
 
 #: Caffe's initial value of a MAX window (``-FLT_MAX``), also in float64.
 NEG_FLT_MAX = -float(np.finfo(np.float32).max)
+#: Largest integer up to which float32 holds every integer exactly (24-bit significand): the largest plane
+#: index a float32 mask top can carry (Caffe stores it rounded, and its backward then routes to the wrong
+#: element; here such a net is refused at reshape).
+MASK_FLOAT32_EXACT = 2**24
 
 
 # Kernels work on one (n, c) plane; a range kernel runs a piece of the planes and crfrnn_np.threads.parallel_for
@@ -210,6 +215,10 @@ class PoolingLayer(Layer):
                                                            + (axis, o)))
             out.append(o)
         self.pooled = tuple(out)
+        if len(top) > 1 and self.dtype == np.float32 and H * W - 1 > MASK_FLOAT32_EXACT:
+            raise self.shape_error("the mask top '%s' is float32, which holds the window maxima's plane indices "
+                                   "(up to H*W - 1 = %d for bottom '%s' %s) exactly only up to 2^24: use float64 "
+                                   "or leave out the mask top" % (top[1].name, H * W - 1, b.name, b.shape_string()))
         for t in top:
             t.reshape((N, C) + self.pooled)
         if self.method == "MAX":

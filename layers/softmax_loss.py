@@ -23,6 +23,7 @@ import numpy as np
 
 from crfrnn_np.layer import Layer, register_layer
 
+from .labels import check_range, device_label_error, host_labels, int_labels
 from .softmax import softmax
 
 #: Smallest positive normal float32 (C's FLT_MIN); the probability clamp of Caffe, in float64 too.
@@ -96,13 +97,9 @@ class SoftmaxWithLossLayer(Layer):
             top[1].reshape(scores.shape)
 
     def _labels(self, labels_blob):
-        """(outer, inner) int labels and the bool mask of valid positions; checks the range."""
-        labels = labels_blob.data.reshape(self.outer, self.inner).astype(np.int64)
-        valid = np.ones(labels.shape, bool) if self.ignore_label is None else labels != self.ignore_label
-        bad = valid & ((labels < 0) | (labels >= self.channels))
-        if bad.any():
-            raise self.error("label %d in bottom '%s' is outside 0..%d"
-                             % (labels[bad][0], labels_blob.name, self.channels - 1))
+        """(outer, inner) int labels and the bool mask of valid positions; checks the range (labels.py)."""
+        labels, valid = int_labels(labels_blob.cpu_data().reshape(self.outer, self.inner), self.ignore_label)
+        check_range(self, labels_blob, labels, valid, self.channels)
         return labels, valid
 
     def forward_cpu(self, bottom, top):
@@ -129,7 +126,11 @@ class SoftmaxWithLossLayer(Layer):
         g *= self.dtype.type(float(top[0].diff.flat[0]) / self.normalizer)
         bottom[0].diff[...] = g.reshape(bottom[0].shape)
 
-    # -- device (loss_cuda.py): the probabilities stay on the device; the loss comes back (it is the output)
+    # -- device (loss_cuda.py): the probabilities stay on the device. The labels are checked where they are
+    # current (labels.py): on the host, before any launch, when the host copy is (nothing crosses); otherwise
+    # the kernel marks a bad label by a NaN loss and its position, and the loss is read back to look (the
+    # scalar the net reads back anyway when the loss is weighted or an output; the position and the label
+    # cross only to write the error).
     def _device_buffers(self):
         from crfrnn_np import cuda_ops
         shape = (self.outer, self.channels, self.inner)
@@ -142,6 +143,9 @@ class SoftmaxWithLossLayer(Layer):
         from crfrnn_np import cuda_ops
         from .crf_cuda import softmax as device_softmax
         from .loss_cuda import softmax_loss
+        host = host_labels(bottom[1])
+        if host is not None:
+            check_range(self, bottom[1], *int_labels(host, self.ignore_label), self.channels)
         prob, state = self._device_buffers()
         device_softmax(bottom[0].gpu_data(), prob, self.outer, self.channels, self.inner)
         labels = cuda_ops.flat(bottom[1].gpu_data())
@@ -149,12 +153,10 @@ class SoftmaxWithLossLayer(Layer):
                      state)
         if len(top) > 1:
             cuda_ops.copy(prob, top[1].mutable_gpu_data())
-        if np.isnan(top[0].cpu_data()):                     # a bad label, or NaN scores: ask which
+        if host is None and np.isnan(top[0].cpu_data()):    # a bad label, or NaN scores: ask which
             where = int(state.copy_to_host()[1])
             if where >= 0:
-                label = int(bottom[1].cpu_data().reshape(-1)[where])
-                raise self.error("label %d in bottom '%s' is outside 0..%d" % (label, bottom[1].name,
-                                                                              self.channels - 1))
+                raise device_label_error(self, bottom[1], where, self.channels)
 
     def backward_gpu(self, top, propagate_down, bottom):
         if len(propagate_down) > 1 and propagate_down[1]:

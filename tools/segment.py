@@ -59,7 +59,7 @@ def _input_name(net):
     raise NetError("net '%s' has no 3-channel image input (inputs: %s)" % (net.name, ", ".join(net.inputs)))
 
 
-def segment(net, rgb, any_size=False, max_size=None, timings=None):
+def segment(net, rgb, any_size=False, max_size=None, timings=None, unary=True):
     """Run a segmentation net on one RGB image.
 
     Parameters
@@ -72,6 +72,9 @@ def segment(net, rgb, any_size=False, max_size=None, timings=None):
         Longer-side limit (default: the larger side of the net's input).
     timings : dict, optional
         Filled with seconds per stage.
+    unary : bool
+        Also return the argmax of the CRF's unary bottom (for the panel). On the ``cuda`` backend that is one
+        more copy back from the device (the unary scores), so leave it off when no panel is drawn.
 
     Returns
     -------
@@ -80,7 +83,16 @@ def segment(net, rgb, any_size=False, max_size=None, timings=None):
     labels : ndarray (h', w') uint8
         The CRF-RNN (or the net output's) argmax.
     unary_labels : ndarray (h', w') uint8 or None
-        The argmax of the MultiStageMeanfield's unary bottom (None when the net has no such layer).
+        The argmax of the MultiStageMeanfield's unary bottom (None when the net has no such layer, or
+        ``unary`` is false).
+
+    Notes
+    -----
+    On the ``cuda`` backend the image crosses to the device once and the scores of the net's output come back
+    once (plus the unary with ``unary``); the blobs are read with ``cpu_data()``, which leaves the device copy
+    the current one (the ``data`` property would mark the host copy newer, and the next forward would copy it
+    across again). The stage times wait for the device (``cuda.synchronize``), as kernel launches return before
+    the kernels finish.
     """
     from crfrnn_np import image
     timings = {} if timings is None else timings
@@ -99,18 +111,27 @@ def segment(net, rgb, any_size=False, max_size=None, timings=None):
     t = time.perf_counter()
     if crf is None:
         net.forward_prefilled()
+        _wait(net)
         timings["forward"] = time.perf_counter() - t
-        return rgb, image.labels_from_scores(net.blobs[net.outputs[0]].data, h, w), None
+        return rgb, image.labels_from_scores(net.blobs[net.outputs[0]].cpu_data(), h, w), None
     net.forward_from_to(0, crf - 1)
+    _wait(net)
     timings["forward (before CRF)"] = time.perf_counter() - t
-    unary = net.bottom_vecs[crf][0].data
-    unary_labels = image.labels_from_scores(unary, h, w)
+    unary_labels = image.labels_from_scores(net.bottom_vecs[crf][0].cpu_data(), h, w) if unary else None
     t = time.perf_counter()
     net.forward_from_to(crf, len(net.layers) - 1)
+    _wait(net)
     timings["forward (CRF-RNN)"] = time.perf_counter() - t
     result = net.top_vecs[crf][0].name
-    scores = net.blobs[net.outputs[0] if result not in net.outputs else result].data
+    scores = net.blobs[net.outputs[0] if result not in net.outputs else result].cpu_data()
     return rgb, image.labels_from_scores(scores, h, w), unary_labels
+
+
+def _wait(net):
+    """Wait for the device's queued kernels (``cuda`` backend), so a stage's time is its own."""
+    if net.backend == "cuda":
+        from numba import cuda
+        cuda.synchronize()
 
 
 def panel_path(output, panel):
@@ -143,7 +164,8 @@ def run(args):
         print("crfrnn: warning: no --weights: the net runs on its fillers, so the labels it writes are meaningless "
               "(the trained CRF-RNN model is TVG_CRFRNN_COCO_VOC.caffemodel; see the README)", file=sys.stderr)
     height, width = rgb.shape[:2]
-    rgb, labels, unary_labels = segment(net, rgb, args.any_size, args.max_size, timings)
+    rgb, labels, unary_labels = segment(net, rgb, args.any_size, args.max_size, timings,
+                                        unary=args.panel is not None)
     t = time.perf_counter()
     full = image.resize_labels(labels, height, width)   # the same rule as --images (segment_worker.label_maps)
     image.write_label_png(full, args.output)

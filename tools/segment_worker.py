@@ -106,7 +106,8 @@ def label_maps(net, rgb, settings):
     from crfrnn_np import image
     from .segment import segment
     height, width = rgb.shape[:2]
-    shown, labels, unary_labels = segment(net, rgb, settings["any_size"], settings["max_size"])
+    shown, labels, unary_labels = segment(net, rgb, settings["any_size"], settings["max_size"],
+                                          unary=settings["panel"])
     maps = [labels] if unary_labels is None else [unary_labels, labels]
     return image.resize_labels(labels, height, width), shown, maps
 
