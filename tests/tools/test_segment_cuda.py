@@ -1,7 +1,7 @@
 """``crfrnn segment --backend cuda`` end to end under the numba.cuda simulator (cudasim_segment_cli_check.py in
 a subprocess with NUMBA_ENABLE_CUDASIM=1): the single-image and the data-set forms exit 0 and write the label
 maps of ``--backend cpu``, bit for bit, for a tiny CRF-RNN net (T = 2, STEPS engine) with saved weights; each
-image moves only itself in and its scores back (besides its lattice build). Without a GPU, the one-line error:
+image moves only itself in and its scores back, its lattice build included. Without a GPU, the one-line error:
 test_main_cuda.py."""
 import pathlib
 
@@ -21,4 +21,4 @@ def test_segment_on_the_cuda_backend_equals_cpu_under_simulator():
     for kernel in ("conv_forward_kernel", "softmax_forward_kernel", "compatibility_kernel", "_splat_kernel",
                    "_blur_kernel", "_slice_kernel", "_embed_kernel"):
         assert kernel in kernels, (kernel, kernels)
-    assert "segment transfers (to_device, to_host) besides the lattice builds: [(1, 1), (1, 1)]" in out
+    assert "segment transfers (to_device, to_host): [(1, 1), (1, 1)]" in out
