@@ -8,7 +8,7 @@ gather entries in increasing pixel order, so the splat sums in the host's order.
 
 1. ``_insert_kernel``: each entry's key (d coordinates, recomputed from the simplex, never stored) is
    inserted in an open-addressing table of ``2^bits >= 2 E`` slots (load <= 1/2, linear probing from a
-   multiplicative hash of the coordinates) by atomic compare-and-swap of the entry number into an empty
+   32-bit hash of the coordinates) by atomic compare-and-swap of the entry number into an empty
    slot; a slot that already holds the key keeps the smallest entry (atomic min);
 2. numbering: ``_first_kernel`` flags the entries that are the first of their key, an exclusive prefix sum
    (:func:`exclusive_scan`) of the flags numbers them in entry order -- the host's insertion order -- and
@@ -24,17 +24,39 @@ gather entries in increasing pixel order, so the splat sums in the host's order.
 Nothing crosses to the host: M is not needed there, since every per-vertex array is sized by the bound
 E >= M and the kernels that walk vertices stop at the device's M (see :func:`build_on_device`).
 """
+import numba
 import numpy as np
 from numba import cuda
 
 from ..config import SCAN_CHUNK
 from ..cuda_kernel import F32, I32, I64, gpu_kernel, grid_1d
-from .hash_table import _GOLDEN, table_bits
+from ..errors import ShapeError
+from .hash_table import table_bits
 from .simplex import key_coord
 
 __all__ = ["build_on_device", "exclusive_scan", "workspace_array"]
 
 _EMPTY = -1          # an empty table slot (entry numbers are >= 0)
+
+# The table hash works in 32 bits so that no product leaves uint64 (numpy's scalars, which the simulator
+# runs the kernels on, warn on every wrap-around): FNV-1 steps over the coordinates' low 32 bits, then
+# Knuth's multiplicative hash, whose top ``bits`` of 32 pick the slot.
+_FNV_PRIME = np.uint64(0x01000193)
+_KNUTH = np.uint64(2654435761)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_MAX_BITS = 32
+
+
+@numba.njit(cache=True, inline="always")
+def _hash_step(h, coord):
+    """One FNV-1 step: ``(h * prime) xor (coord mod 2^32)``, kept below 2^32."""
+    return ((h * _FNV_PRIME) & _LOW32) ^ np.uint64(np.int64(coord) & 0xFFFFFFFF)
+
+
+@numba.njit(cache=True, inline="always")
+def _slot_of(h, shift_t):
+    """The first slot to probe for hash ``h``: the top ``32 - shift_t`` bits of ``h * Knuth mod 2^32``."""
+    return np.int64(((h * _KNUTH) & _LOW32) >> np.uint64(shift_t))
 
 
 def workspace_array(workspace, name, shape, dtype):
@@ -131,7 +153,7 @@ def exclusive_scan(values, out, chunk=SCAN_CHUNK, workspace=None, name="scan"):
 @gpu_kernel(lambda f: [(I32[:, ::1], I32[:, ::1], I64, I64[::1], I64[::1])])
 def _insert_kernel(rem0, rank, shift_t, table, entry_slot):
     """Thread e = i (d+1) + r: the key of point i's remainder-r vertex inserted by compare-and-swap of the
-    entry number into an empty slot (linear probing from the key's hash, ``shift_t`` = 64 - bits); a slot
+    entry number into an empty slot (linear probing from the key's hash, ``shift_t`` = 32 - bits); a slot
     found holding the same key gets ``min=`` e, so it ends with the key's first entry; ``entry_slot[e]`` =
     the slot."""
     e = cuda.grid(1)
@@ -143,9 +165,9 @@ def _insert_kernel(rem0, rank, shift_t, table, entry_slot):
     r = e - i * d1
     h = np.uint64(0)
     for q in range(d):
-        h = (h + np.uint64(np.int64(key_coord(rem0[i, q], rank[i, q], r, d)))) * np.uint64(_GOLDEN)
+        h = _hash_step(h, key_coord(rem0[i, q], rank[i, q], r, d))
     mask = table.shape[0] - 1
-    slot = np.int64(h >> np.uint64(shift_t))
+    slot = _slot_of(h, shift_t)
     while True:
         old = cuda.atomic.cas(table, slot, _EMPTY, np.int64(e))
         if old == _EMPTY:
@@ -233,9 +255,8 @@ def _neighbours_kernel(rem0, rank, vertex_entry, table, slot_id, count, shift_t,
     for j in range(d1):
         h = np.uint64(0)
         for q in range(d):
-            c = key_coord(rem0[i, q], rank[i, q], r, d) - 1 + (d1 if q == j else 0)
-            h = (h + np.uint64(np.int64(c))) * np.uint64(_GOLDEN)
-        slot = np.int64(h >> np.uint64(shift_t))
+            h = _hash_step(h, key_coord(rem0[i, q], rank[i, q], r, d) - 1 + (d1 if q == j else 0))
+        slot = _slot_of(h, shift_t)
         u = -1
         while table[slot] != _EMPTY:
             other = table[slot]
@@ -336,11 +357,14 @@ def build_on_device(rem0, rank, weights, workspace=None):
     entries = n * d1
     # 1. the table: at least 2 E slots (load <= 1/2) whatever the number of distinct keys
     bits = table_bits(entries)
+    if bits > _MAX_BITS:
+        raise ShapeError("lattice backend 'cuda': %d points in %d dimensions need a table of 2^%d slots; the "
+                         "device build hashes to at most 2^%d" % (n, d1 - 1, bits, _MAX_BITS))
     slots = 1 << bits
     table = workspace_array(workspace, "table", slots, np.int64)
     _fill_i64_kernel[grid_1d(slots)](table, _EMPTY)
     entry_slot = workspace_array(workspace, "entry_slot", entries, np.int64)
-    _insert_kernel[grid_1d(entries)](rem0, rank, 64 - bits, table, entry_slot)
+    _insert_kernel[grid_1d(entries)](rem0, rank, _MAX_BITS - bits, table, entry_slot)
     # 2. numbering in first-occurrence order
     flags = workspace_array(workspace, "flags", entries, np.int64)
     _first_kernel[grid_1d(entries)](entry_slot, table, flags)
@@ -357,7 +381,8 @@ def build_on_device(rem0, rank, weights, workspace=None):
     _vertex_kernel[grid_1d(entries)](entry_slot, slot_id, vertex, counts)
     neighbours = workspace_array(workspace, "neighbours", (d1, entries, 2), np.int32)
     _neighbours_init_kernel[grid_1d(entries)](neighbours)
-    _neighbours_kernel[grid_1d(entries)](rem0, rank, vertex_entry, table, slot_id, count, 64 - bits, neighbours)
+    _neighbours_kernel[grid_1d(entries)](rem0, rank, vertex_entry, table, slot_id, count, _MAX_BITS - bits,
+                                         neighbours)
     # 4. the gather index
     offsets = exclusive_scan(counts, workspace_array(workspace, "offsets", entries + 1, np.int64), SCAN_CHUNK,
                              workspace, "offsets")
