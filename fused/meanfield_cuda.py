@@ -55,12 +55,17 @@ one partial-sum launch, the two reverse filters, and one pixel launch.
 Launches and passes per iteration (batch of N images, d_s = 2 and d_b = 5 lattice dimensions). The filters
 dominate the launch count: ``filter_device`` is one splat, d + 1 blurs and one slice, plus one scaling pass
 when it is given the norm, which this engine never does (the norm is folded into the pixel kernels).
+Measured under the simulator for N = 1 (``tests/fused/test_meanfield_cuda.py``):
 
-* forward: 13 N filter launches + 1 pixel launch (STEPS: 15 N + its Softmax, three Compatibility, Eltwise
-  and UnaryAdd launches); over (C, H·W) memory: the two splats read P_t, the two slices write K_x P_t, the
-  pixel kernel reads U, K_s P_t, K_b P_t and writes P_{t+1}: 8 passes (STEPS: 22, its steps writing and
-  reading S_t, B_t, the two weighted messages, M_t, Φ_t and L_t, and the norm's own read-modify-write).
-* backward: 13 N filter launches + 1 pixel launch + 1 partial-sum launch.
+* forward: 13 N + 1 launches (14; STEPS 22: 15 for its normalised filters, then Softmax, three
+  Compatibility, and the scale and two axpby launches of Eltwise and UnaryAdd). Passes over (C, H·W)
+  memory: the two splats read P_t, the two slices write K_x P_t, the pixel kernel reads U, K_s P_t, K_b P_t
+  and writes P_{t+1}: 8 (STEPS about 24: its steps write and read S_t, B_t, the two weighted messages,
+  M_t, Φ_t and L_t, and the norm makes its own read-modify-write pass).
+* backward: 13 N + 2 launches (15; STEPS 43, among them 13 fills of diffs and three weight-gradient
+  launches). Passes: the weight partial sums read g_t, K_s P_t, K_b P_t (each element is read by C or 2C
+  threads, from the caches after the first), the two splats and the two slices, the pixel kernel reads
+  P_t and both K_xᵀ E_x, writes g_{t-1}, E_s, E_b and updates ∂U: about 15 (STEPS about 56).
 
 State kept for the backward (TRAIN phase, or :attr:`keep_iterations`), per iteration: P_t and the unnormalised
 ``K_s P_t``, ``K_b P_t`` (three (N, C, H·W) arrays); the TEST phase's forward keeps one set of buffers and
@@ -309,12 +314,24 @@ class FusedCudaEngine:
         self._norms = (None, [])
 
     def reshape(self, bottom):
-        unary, _, data = bottom
+        """A new shape drops the buffers (made again, lazily, by the next forward) after checking that they
+        fit in the device's memory; the spatial lattice is built here. Nothing is kept for a backward."""
+        from crfrnn_np.backend import check_device_memory
+        unary = bottom[0]
+        self.kept = False
+        if unary.shape == self._shape:
+            return
         self._shape = unary.shape
         self._buffers = {}
         self._norms = (None, [])
-        self.kept = False
-        n, _, h, w = unary.shape
+        n, c, h, w = unary.shape
+        layer = self.layer
+        # at most this many (N, C, H*W) planes: P_t, K_s P_t, K_b P_t per iteration (one set when nothing is
+        # kept), and for a backward its g, E_s, E_b, K_sᵀ E_s, K_bᵀ E_b and the top of a rerun forward
+        planes = 3 * layer.num_iterations + 6
+        check_device_memory(planes * n * c * h * w * np.dtype(layer.dtype).itemsize,
+                            "layer '%s' (MultiStageMeanfield, engine FUSED): %d buffers of %d x %d x %d x %d"
+                            % (layer.name, planes, n, c, h, w))
         if n and h * w:
             # built here, once per image size, so that a forward moves nothing for it (as the filter layer does)
             mp = self.layer.layer_param.multi_stage_meanfield_param
@@ -402,6 +419,8 @@ class FusedCudaEngine:
         norm_b = self._norms[0]
         a = self._buffer("products", (2, c, c))
         zero = np.dtype(layer.dtype).type(0)
+        # ∂A_x is summed by blocks of pixels (the CPU Compatibility weight gradient's blocking), one partial
+        # (2, C, C) sum per block, added over the iterations and summed in block order at the end
         blocks = -(-n * pixels // WEIGHT_DIFF_BLOCK)
         partial = self._buffer("partial", (blocks, 2, c, c))
         grad = self._buffer("grad")
