@@ -159,8 +159,9 @@ def _backward_pixel_kernel(from_softmax, prob, rev_s, rev_b, grad_in, norm_s, no
     2. ``unary_mode`` 1: ``unary_diff = g``; 2: ``unary_diff += g``; 0: nothing;
     3. when ``want_e``: ``e_x[n, j, i] = −n_x Σ_k A_x[k, j] g[k]`` (the splat input of the reverse filters).
 
-    The arrays a mode does not use may be any array of the type (they are not touched); ``e_x`` may be
-    ``rev_x`` (each thread reads its pixel of rev_x before writing that pixel of e_x)."""
+    ``prob`` gives the shape in every mode; the arrays a mode does not read or write may be any array of
+    the type (they are not touched); ``e_x`` may be ``rev_x`` (each thread reads its pixel of rev_x before
+    writing that pixel of e_x)."""
     t = cuda.grid(1)
     images, c, pixels = prob.shape
     if t >= images * pixels:
@@ -430,7 +431,7 @@ class FusedCudaEngine:
         q0_diff = self._views(q0.mutable_gpu_diff()) if want_q0 else grad
         grid = grid_1d(n * pixels)
         top_diff = self._views(top[0].gpu_diff())
-        # g_T = ∂L_T: ∂U = g_T, and the reverse filters' inputs E_x of iteration T
+        # g_T = ∂L_T: ∂U = g_T, and the reverse filters' inputs E_x of iteration T (``grad``: the shape only)
         _backward_pixel_kernel[grid](0, grad, rev_s, rev_b, top_diff, norm_s, norm_b, a, 1 if want_unary else 0,
                                      unary_diff, 1, grad, e_s, e_b)
         g = top_diff
