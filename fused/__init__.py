@@ -6,4 +6,5 @@ its kernels and the step layers each replaces, and every kernel is tested agains
 (``multi_stage_meanfield_param { engine: FUSED | STEPS | DEFAULT }``).
 
 * :mod:`.meanfield`: MultiStageMeanfield's FUSED engine (CPU).
+* :mod:`.meanfield_cuda`: MultiStageMeanfield's FUSED engine on the ``cuda`` backend (numba.cuda kernels).
 """

@@ -38,11 +38,17 @@ engine        what runs                                                         
               run as a :class:`~crfrnn_np.Net` through each step layer's own ``forward`` and
               ``backward``: the definition, what students read and edit, what ``crfrnn
               trace`` records (:class:`StepsEngine`)
-``FUSED``     :mod:`crfrnn_np.fused.meanfield`: the same maths rearranged into fused CPU kernels  ``cpu`` only
+``FUSED``     the same maths rearranged into fused kernels, each tested against the        ``cpu`` and
+              steps it replaces: on ``cpu`` :mod:`crfrnn_np.fused.meanfield`               ``cuda``
               (compatibility products on the lattice vertices, one pass per pixel per
-              iteration), each kernel tested against the steps it replaces; any other backend
-              or ``untied: true`` is an error
-``DEFAULT``   ``FUSED`` on the ``cpu`` backend, ``STEPS`` everywhere else and when untied       every backend
+              iteration), on ``cuda`` :mod:`crfrnn_np.fused.meanfield_cuda` (the lattice
+              filters, then one pixel kernel for the normalisations, compatibilities,
+              UnaryAdd and the next Softmax); any other backend or ``untied: true`` is an
+              error
+``DEFAULT``   ``FUSED`` on the ``cpu`` backend, ``STEPS`` everywhere else and when untied  every backend
+              (on ``cuda`` DEFAULT stays ``STEPS`` until a GPU timing shows FUSED faster
+              there: it launches fewer kernels and makes fewer passes over the (C, H*W)
+              planes per iteration, but so far it has run only under the simulator)
 ============  ===========================================================================  ===============
 
 Both engines keep per-iteration state for the backward in the TRAIN phase (or when :attr:`keep_iterations`
@@ -294,7 +300,8 @@ def resolve_engine(layer_param, backend):
     Raises
     ------
     NetError
-        ``FUSED`` asked for on a backend other than ``"cpu"`` (the fused kernels are CPU kernels), or with
+        ``FUSED`` asked for on a backend other than ``"cpu"`` and ``"cuda"`` (the backends with fused
+        kernels: :mod:`crfrnn_np.fused.meanfield`, :mod:`crfrnn_np.fused.meanfield_cuda`), or with
         ``untied: true`` (the fused kernels take one W_s, W_b, μ).
     """
     from crfrnn_np.errors import NetError
@@ -303,9 +310,9 @@ def resolve_engine(layer_param, backend):
     if asked == "FUSED" and mp.untied:
         raise NetError("%sengine FUSED does not run untied: true (one W_s, W_b, mu per iteration); use engine "
                        "STEPS or DEFAULT" % _where(layer_param))
-    if asked == "FUSED" and backend != "cpu":
-        raise NetError("%sengine FUSED runs on the cpu backend only (this net's backend is '%s'); use engine "
-                       "STEPS or DEFAULT" % (_where(layer_param), backend))
+    if asked == "FUSED" and backend not in ("cpu", "cuda"):
+        raise NetError("%sengine FUSED runs on the cpu and cuda backends only (this net's backend is '%s'); use "
+                       "engine STEPS or DEFAULT" % (_where(layer_param), backend))
     if asked == "DEFAULT":
         return "FUSED" if backend == "cpu" and not mp.untied else "STEPS"
     return asked
@@ -451,6 +458,9 @@ class MultiStageMeanfieldLayer(Layer):
         self.param_propagate_down = [True] * len(self.blobs)
         if self.engine == "STEPS":
             self._engine = StepsEngine(self, bottom)
+        elif self.backend == "cuda":
+            from crfrnn_np.fused.meanfield_cuda import FusedCudaEngine
+            self._engine = FusedCudaEngine(self)
         else:
             from crfrnn_np.fused.meanfield import FusedEngine
             self._engine = FusedEngine(self)
@@ -498,7 +508,7 @@ class MultiStageMeanfieldLayer(Layer):
         if bottom[0].count:
             self._engine.backward(top, propagate_down, bottom)
         if len(propagate_down) > 2 and propagate_down[2]:
-            if self.backend == "cuda" and self.engine == "STEPS":
+            if self.backend == "cuda":
                 from crfrnn_np import cuda_ops
                 cuda_ops.fill(bottom[2].mutable_gpu_diff(), 0)
             else:

@@ -2,7 +2,8 @@
 test_multi_stage_meanfield.py in a subprocess with NUMBA_ENABLE_CUDASIM=1, set before numba is imported).
 
 DEFAULT resolves to STEPS there: the step layers, their lattice filters on the (simulated) device. The
-result must equal the CPU's FUSED and STEPS engines, forward and backward, in float64."""
+result must equal the CPU's FUSED and STEPS engines, forward and backward, in float64. (The FUSED engine on
+the device has its own check, tests/fused/cudasim_meanfield_cuda_check.py.)"""
 import os
 import sys
 
@@ -37,12 +38,15 @@ layer { name: "crf" type: "MultiStageMeanfield" bottom: "unary" bottom: "Q0" bot
     for key in ("cpu-fused", "cpu-steps"):
         for a, b in zip(results["cuda"], results[key]):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * max(1.0, np.abs(b).max()))
+    # FUSED runs on the device too (fused/meanfield_cuda.py, tested in tests/fused/test_meanfield_cuda.py); untied
+    # it is an error on every backend
+    assert Net(proto.parse(text % "engine: FUSED"), backend="cuda").layer_dict["crf"].engine == "FUSED"
     try:
-        Net(proto.parse(text % "engine: FUSED"), backend="cuda")
+        Net(proto.parse(text % "engine: FUSED untied: true"), backend="cuda")
     except NetError as exc:
-        assert "cpu backend only" in str(exc)
+        assert "does not run untied" in str(exc)
     else:
-        raise AssertionError("FUSED on the cuda backend must be an error")
+        raise AssertionError("FUSED with untied: true must be an error")
     print("cudasim meanfield OK")
     return 0
 

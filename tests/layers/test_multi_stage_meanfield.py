@@ -12,7 +12,9 @@ from crfrnn_np import Net, proto
 from crfrnn_np.errors import NetError, ParseError, ShapeError
 from crfrnn_np.gradcheck import GradientChecker
 from crfrnn_np.testing import MEANFIELD_NET_TEXT as NET_TEXT
-from crfrnn_np.testing import MEANFIELD_THETAS, LayerTestCase, make_layer, meanfield_snippet, run_under_simulator
+from crfrnn_np.layers.multi_stage_meanfield import resolve_engine
+from crfrnn_np.testing import MEANFIELD_THETAS, LayerTestCase, make_layer, meanfield_snippet, parse_layer
+from crfrnn_np.testing import run_under_simulator
 from crfrnn_np.tools.unroll import unroll_net
 
 THETA_ALPHA, THETA_BETA, THETA_GAMMA = MEANFIELD_THETAS
@@ -265,8 +267,11 @@ def test_engine_choice_and_errors():
     assert make_layer(meanfield_snippet(2, engine="DEFAULT"), bottoms)[0].engine == "FUSED"
     assert make_layer(meanfield_snippet(2, engine="STEPS"), bottoms)[0].engine == "STEPS"
     assert make_layer(meanfield_snippet(2, engine="STEPS"), bottoms)[0].steps_net is not None
-    with pytest.raises(NetError, match="FUSED runs on the cpu backend only"):
-        make_layer(meanfield_snippet(2, engine="FUSED"), bottoms, backend="cuda")
+    # on the cuda backend (resolved without a device): FUSED when asked for, DEFAULT stays STEPS there
+    assert resolve_engine(parse_layer(meanfield_snippet(2, engine="FUSED")), "cuda") == "FUSED"
+    assert resolve_engine(parse_layer(meanfield_snippet(2)), "cuda") == "STEPS"
+    with pytest.raises(NetError, match="FUSED runs on the cpu and cuda backends only"):
+        resolve_engine(parse_layer(meanfield_snippet(2, engine="FUSED")), "reference")
     with pytest.raises(ParseError, match="SLOW"):
         make_layer(meanfield_snippet(2, engine="SLOW"), bottoms)
 
