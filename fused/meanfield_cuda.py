@@ -278,15 +278,14 @@ def device_lattices(layer, image):
     look them up (:meth:`PermutohedralFilterLayer.lattices`): ``(spatial, [bilateral per image])``, each
     ``(CudaLattice, norm)`` with the norm ``1 / (K 1 + eps)`` a (H*W,) device array of the layer's dtype.
 
-    The one call site of the cache in this engine (the bilateral features come from the image's host copy
-    today, as for the filter layers)."""
+    The one call site of the cache in this engine: the bilateral lattices are built on the device from the
+    image's device copy (:meth:`LatticeCache.bilateral_batch_device`), nothing crosses."""
     mp = layer.layer_param.multi_stage_meanfield_param
     n, _, h, w = image.shape
     layer.cache.reserve(n)
     spatial = layer.cache.spatial(h, w, float(mp.theta_gamma), layer.dtype)
-    data = image.cpu_data()                   # read only: a device copy of the image stays valid
-    bilateral = [layer.cache.bilateral(data[i], float(mp.theta_alpha), float(mp.theta_beta), layer.dtype)
-                 for i in range(n)]
+    bilateral = layer.cache.bilateral_batch_device(image, float(mp.theta_alpha), float(mp.theta_beta),
+                                                   layer.dtype)
     return (spatial[0]._impl, spatial[1]), [(lattice._impl, norm) for lattice, norm in bilateral]
 
 

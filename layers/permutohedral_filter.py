@@ -129,6 +129,14 @@ class LatticeCache:
             return entry
         return self._bilateral_entry(image, theta_alpha, theta_beta, dtype)
 
+    def bilateral_batch_device(self, image, theta_alpha, theta_beta, dtype):
+        """``[(lattice, norm)]`` of the bilateral kernel for every image of an (N, K >= 3, H, W) image blob,
+        built on the device from its device copy (:meth:`bilateral_device`): the one lookup of the
+        PermutohedralFilter layers and of MultiStageMeanfield's FUSED engine on the ``cuda`` backend."""
+        data, version = image.gpu_data(), image.data_version()
+        return [self.bilateral_device(data[i], (version, i), theta_alpha, theta_beta, dtype)
+                for i in range(image.shape[0])]
+
     def bilateral_device(self, image, version, theta_alpha, theta_beta, dtype):
         """``(lattice, norm)`` of the bilateral kernel for one image on the device (``cuda`` backend).
 
@@ -266,9 +274,7 @@ class PermutohedralFilterLayer(Layer):
         if self.kernel == "SPATIAL":
             return [self.cache.spatial(h, w, self.theta_gamma, self.dtype)] * n
         if self.backend == "cuda":              # features from the device image, no copy either way
-            data, version = image.gpu_data(), image.data_version()
-            return [self.cache.bilateral_device(data[i], (version, i), self.theta_alpha, self.theta_beta,
-                                                self.dtype) for i in range(n)]
+            return self.cache.bilateral_batch_device(image, self.theta_alpha, self.theta_beta, self.dtype)
         data = image.cpu_data()              # read only: a device copy of the image stays valid
         return [self.cache.bilateral(data[i], self.theta_alpha, self.theta_beta, self.dtype)
                 for i in range(n)]

@@ -75,17 +75,6 @@ def make_net(text, backend, dtype, phase, weights, cache=None):
     return net, layer
 
 
-def bilateral_build_transfers(dtype):
-    """Host <-> device copies of building one bilateral lattice and its norm through a fresh cache: what the
-    lattice build costs in transfers (independent of the image size: the features go across, the vertex count
-    comes back, today; nothing once the features are computed on the device)."""
-    from crfrnn_np.layers.permutohedral_filter import LatticeCache
-    image = np.random.default_rng(0).uniform(-COLOUR, COLOUR, (3, 2, 2)).astype(dtype)
-    with counting_transfers() as counts:
-        LatticeCache("cuda").bilateral(image, THETAS[0], THETAS[1], dtype)
-    return counts["to_device"], counts["to_host"]
-
-
 def compare():
     """FUSED on cuda against STEPS on cuda and FUSED on cpu: the top, the two bottom diffs and the three
     parameter diffs (non-diagonal parameters, so that every class interacts), with float32-representable
@@ -126,8 +115,6 @@ def compare():
                 diffs = net.backward(pred=g)
             print("transfers %s: first forward %s, forward %s, backward %s" % (dtype, dict(first), dict(again),
                                                                                dict(back)))
-            print("lattice build transfers %s: %s per image, %d images" % (dtype, bilateral_build_transfers(dtype),
-                                                                          n))
         else:
             out = net.forward(**feed)["pred"].copy()
             diffs = net.backward(pred=g)
