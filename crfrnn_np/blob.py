@@ -170,6 +170,12 @@ class Blob:
     def cpu_diff(self):
         return self._diff.cpu()
 
+    def host_data_current(self):
+        """Whether the host copy of the data is up to date (SyncedMemory head ``CPU`` or ``SYNCED``), so that
+        ``cpu_data()`` copies nothing."""
+        from .synced_memory import CPU, SYNCED
+        return self._data.head in (CPU, SYNCED)
+
     def data_version(self):
         """``(serial, stamp)`` of the data: unchanged between two calls exactly when the data was not handed
         out for writing in between (:mod:`crfrnn_np.synced_memory`); how the device lattice cache knows an

@@ -13,8 +13,6 @@ made them) are checked on the device, at the price of a small read back (see the
 """
 import numpy as np
 
-from crfrnn_np.synced_memory import CPU, SYNCED
-
 
 def int_labels(data, ignore_label):
     """The integer labels of ``data`` and the mask of the positions that count.
@@ -74,9 +72,7 @@ def host_labels(blob):
     Reading it copies nothing. None means the labels are newer on the device (a device layer wrote them) or
     were never written.
     """
-    # Blob has no public accessor for its data's SyncedMemory head; _data is that memory (blob.py)
-    memory = blob._data
-    return memory.cpu() if memory.head in (CPU, SYNCED) else None
+    return blob.cpu_data() if blob.host_data_current() else None
 
 
 __all__ = ["int_labels", "check_range", "label_error", "device_label_error", "host_labels"]

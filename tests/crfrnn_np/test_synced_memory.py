@@ -60,3 +60,11 @@ def test_stamp_changes_with_every_write_and_only_then():
     assert blob.data_version() != version and blob.data_version()[0] == version[0]
     blob.reshape((3, 3))                    # new memory, new serial
     assert blob.data_version()[0] != version[0]
+
+
+def test_blob_host_data_current():
+    from crfrnn_np.blob import Blob
+    blob = Blob((2,), np.float32, "labels")
+    assert not blob.host_data_current()          # nothing written anywhere yet
+    blob.data[0] = 3
+    assert blob.host_data_current()
