@@ -92,13 +92,18 @@ DEVICE_TYPES = {"small": ("TanH", "ReLU", "Sigmoid", "Split", "Eltwise", "UnaryA
 
 @contextlib.contextmanager
 def counting_transfers():
-    """Count every host -> device and device -> host copy of the simulator's arrays: ``{"to_device": n,
-    "to_host": n}``."""
+    """Count every host -> device and device -> host copy of device arrays: ``{"to_device": n, "to_host": n}``.
+
+    Under the simulator the fake arrays' copy methods and ``cuda.to_device`` are counted; on a real GPU the
+    device arrays' ``copy_to_host`` and ``copy_to_device`` (which ``cuda.to_device`` calls itself)."""
     from numba import cuda
-    from numba.cuda.simulator.cudadrv import devicearray
+    simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    if simulator:
+        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as array_class
+    else:
+        from numba.cuda.cudadrv.devicearray import DeviceNDArray as array_class
     counts = {"to_device": 0, "to_host": 0}
-    fake = devicearray.FakeCUDAArray
-    saved = fake.copy_to_host, fake.copy_to_device, cuda.to_device
+    saved = array_class.copy_to_host, array_class.copy_to_device, cuda.to_device
 
     def to_host(self, *args, **kwargs):
         counts["to_host"] += 1
@@ -112,11 +117,13 @@ def counting_transfers():
         counts["to_device"] += 1
         return saved[2](*args, **kwargs)
 
-    fake.copy_to_host, fake.copy_to_device, cuda.to_device = to_host, to_device_method, to_device
+    array_class.copy_to_host, array_class.copy_to_device = to_host, to_device_method
+    if simulator:
+        cuda.to_device = to_device
     try:
         yield counts
     finally:
-        fake.copy_to_host, fake.copy_to_device, cuda.to_device = saved
+        array_class.copy_to_host, array_class.copy_to_device, cuda.to_device = saved
 
 
 @contextlib.contextmanager
