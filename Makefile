@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all env test test-fast test-cudasim bench demo docs clean
+.PHONY: all env test test-fast test-cudasim gpu-check bench demo docs clean
 
 all: test
 
@@ -25,6 +25,14 @@ test: $(STAMP)
 
 test-cudasim: $(STAMP)
 	$(TEST_THREADS) $(BIN)/python -m pytest -q tests -m cudasim
+
+# On a machine with a CUDA GPU (a lent one: see bench/README.md): the cuda extra, every simulator check of
+# the suite on the real device, the GPU-only tests, then the GPU benchmark (about five minutes in all).
+gpu-check: $(STAMP)
+	$(BIN)/pip install -q -e '.[test,plots,cuda]'
+	$(TEST_THREADS) $(BIN)/python -m pytest -q -rs -n 2 tests/integration/test_cuda_on_gpu.py \
+		tests/lattice/test_cuda_build.py tests/lattice/test_lattice_cuda.py
+	$(BIN)/python -m bench.bench_cuda
 
 bench: $(STAMP)
 	$(BIN)/pip install -q 'torch==2.13.0'
