@@ -26,13 +26,11 @@ test: $(STAMP)
 test-cudasim: $(STAMP)
 	$(TEST_THREADS) $(BIN)/python -m pytest -q tests -m cudasim
 
-# On a machine with a CUDA GPU (a lent one: see bench/README.md): the cuda extra, every simulator check of
-# the suite on the real device, the GPU-only tests, then the GPU benchmark (about five minutes in all).
+# On a machine with a CUDA GPU: the cuda extra, then bench/gpu_check.sh (every simulator check of the suite
+# on the real device, the GPU-only tests, the GPU benchmark; the script says how to run it on a lent machine).
 gpu-check: $(STAMP)
 	$(BIN)/pip install -q -e '.[test,plots,cuda]'
-	$(TEST_THREADS) $(BIN)/python -m pytest -q -rs -n 2 tests/integration/test_cuda_on_gpu.py \
-		tests/lattice/test_cuda_build.py tests/lattice/test_lattice_cuda.py
-	$(BIN)/python -m bench.bench_cuda
+	PYTHON=$(BIN)/python sh bench/gpu_check.sh
 
 bench: $(STAMP)
 	$(BIN)/pip install -q 'torch==2.13.0'
