@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all env test test-fast test-cudasim bench demo docs clean
+.PHONY: all env test test-fast test-cudasim gpu-check bench demo docs clean
 
 all: test
 
@@ -25,6 +25,12 @@ test: $(STAMP)
 
 test-cudasim: $(STAMP)
 	$(TEST_THREADS) $(BIN)/python -m pytest -q tests -m cudasim
+
+# On a machine with a CUDA GPU: the cuda extra, then bench/gpu_check.sh (every simulator check of the suite
+# on the real device, the GPU-only tests, the GPU benchmark; the script says how to run it on a lent machine).
+gpu-check: $(STAMP)
+	$(BIN)/pip install -q -e '.[test,plots,cuda]'
+	PYTHON=$(BIN)/python sh bench/gpu_check.sh
 
 bench: $(STAMP)
 	$(BIN)/pip install -q 'torch==2.13.0'

@@ -10,6 +10,8 @@ Three parts, each on the same inputs on both backends, float32, TEST phase, rand
 1. **The CRF layer**: ``MultiStageMeanfield`` at 500 x 500 x 21, T = 10 (:func:`bench.bench_crf.meanfield_prototxt`,
    the demo photograph and its upsampled unary), lattices rebuilt in every timed run. Target: the GPU
    >= 20 x faster than our CPU.
+   Then the same layer with ``engine: FUSED`` on the GPU alone (DEFAULT there is STEPS), against STEPS:
+   whether the fused device path is the faster one.
 2. **The FCN part alone** (FCN-8s, :func:`bench.bench_fcn.fcn8s_model`) at 1 x 3 x 500 x 500.
 3. **The whole deploy net** ``models/crfrnn_deploy.prototxt`` at 1 x 3 x 500 x 500. Target: <= 0.05 s per
    image on an H200 (the published Caffe GPU figure: 0.4 s on a Titan X).
@@ -140,7 +142,18 @@ def main():
     print("    CRF speed-up %.1f x (target >= %.0f x: %s)"
           % (crf["speedup"], CRF_SPEEDUP_TARGET, verdict(CRF_SPEEDUP_TARGET / crf["speedup"], 1.0)))
     results["crf"] = crf
-    del nets
+    # the FUSED engine on the device (DEFAULT there is STEPS, the step layers): is the fused path faster?
+    import crfrnn_np
+    fused = crfrnn_np.Net(proto.parse(meanfield_prototxt(size, engine="FUSED")), phase="TEST", dtype="float32",
+                          backend="cuda")
+    fused_best, fused_times = cuda_event_time(lambda: fused.forward(**crf_inputs), repeat, warmup)
+    difference = _relative(fused.forward(**crf_inputs)["pred"], nets["cuda"].forward(**crf_inputs)["pred"])
+    print("    CRF layer, FUSED engine on the GPU: %.4f s %s, %.2f x the STEPS engine's %.4f s; max relative "
+          "difference %.1e" % (fused_best, fmt_times(fused_times), crf["cuda"] / fused_best, crf["cuda"],
+                               difference), flush=True)
+    results["crf_fused"] = {"cuda": fused_best, "speedup_over_steps": crf["cuda"] / fused_best,
+                            "difference": difference}
+    del nets, fused
 
     fcn_param, source = fcn8s_model()
     nets = _nets(fcn_param, fill=True)

@@ -282,6 +282,30 @@ class LayerTestCase:
             self._raises("one bottom too few", make_layer, self.snippet, values[:-1])
 
 
+#: Set to 1 to run a simulator check script on a real GPU instead (:func:`run_on_gpu`).
+REAL_GPU_ENV = "CRFRNN_REAL_GPU"
+
+
+def require_device_run():
+    """The first call of a device check script: the numba.cuda simulator is on, or a run on a real GPU was
+    asked for (``CRFRNN_REAL_GPU=1``, :func:`run_on_gpu`); otherwise exit saying how to run it."""
+    import os
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and os.environ.get(REAL_GPU_ENV) != "1":
+        raise SystemExit("run with NUMBA_ENABLE_CUDASIM=1 (the simulator), or %s=1 on a machine with a CUDA GPU"
+                         % REAL_GPU_ENV)
+
+
+def _run_check(args, env, ok, timeout):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable] + [str(a) for a in args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    if ok is not None:
+        assert ok in proc.stdout, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def run_under_simulator(args, ok=None, timeout=600):
     """Run ``python args...`` in a subprocess under the numba.cuda simulator; return its standard output.
 
@@ -299,15 +323,25 @@ def run_under_simulator(args, ok=None, timeout=600):
         Seconds before the run counts as hung.
     """
     import os
-    import subprocess
-    import sys
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    proc = subprocess.run([sys.executable] + [str(a) for a in args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    if ok is not None:
-        assert ok in proc.stdout, proc.stdout + proc.stderr
-    return proc.stdout
+    return _run_check(args, dict(os.environ, NUMBA_ENABLE_CUDASIM="1"), ok, timeout)
+
+
+def run_on_gpu(args, ok=None, timeout=600):
+    """:func:`run_under_simulator`'s check on the real GPU: the same script in a subprocess without the
+    simulator, with ``CRFRNN_REAL_GPU=1`` (what :func:`require_device_run` accepts instead)."""
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env[REAL_GPU_ENV] = "1"
+    return _run_check(args, env, ok, timeout)
+
+
+def real_gpu_present():
+    """Whether a real CUDA GPU (not the simulator) is usable from this process."""
+    import os
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return False
+    from .backend import cuda_available
+    return bool(cuda_available())
 
 
 #: θα, θβ, θγ of the small MultiStageMeanfield test nets (:func:`meanfield_snippet`).

@@ -256,7 +256,8 @@ def synced_memory_rules():
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np.cuda_kernel import recording, undeclared
     part = sys.argv[1] if len(sys.argv) > 1 else None
     extra = {"synced": synced_memory_rules, "ops": cuda_ops_check}

@@ -93,3 +93,19 @@ def test_the_battery_catches_each_kind_of_fault(scale, monkeypatch):
     reference = type("Reference", (Case,), {"expected_forward": lambda self, b: [b[0] + b[1]]})()
     with pytest.raises(AssertionError, match="reference y"):
         reference.test_float32_agrees_with_float64()
+
+
+def test_device_check_scripts_refuse_to_run_on_the_host(tmp_path):
+    """require_device_run: a check script run without the simulator and without CRFRNN_REAL_GPU=1 exits
+    saying how to run it; with CRFRNN_REAL_GPU=1 (what run_on_gpu sets) it goes on."""
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "check.py"
+    script.write_text("from crfrnn_np.testing import require_device_run\nrequire_device_run()\nprint('went on')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "CRFRNN_REAL_GPU")}
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "NUMBA_ENABLE_CUDASIM=1" in proc.stderr and "CRFRNN_REAL_GPU=1" in proc.stderr
+    proc = subprocess.run([sys.executable, str(script)], env=dict(env, CRFRNN_REAL_GPU="1"), capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "went on" in proc.stdout

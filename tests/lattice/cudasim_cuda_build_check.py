@@ -138,7 +138,8 @@ def check_device_features(rng):
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np.cuda_kernel import recording, undeclared
     with recording() as launches:
         check_all()

@@ -7,7 +7,8 @@ import numpy as np
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np.lattice import PermutohedralLattice
     from numba import cuda
 

@@ -20,7 +20,8 @@ layer { name: "s" type: "PermutohedralFilter" bottom: "m2" bottom: "image" top: 
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np import Net, proto
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crfrnn_np"))
     from cudasim_net import counting_allocations

@@ -57,7 +57,8 @@ def run(source, layer, ignore, labels, backend):
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np.cuda_kernel import recording, undeclared
     rng = np.random.default_rng(2)
     good = rng.integers(0, 4, (2, 1, 3, 3)).astype(np.float32)

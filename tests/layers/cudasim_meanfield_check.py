@@ -11,7 +11,8 @@ import numpy as np
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np import Net, NetError, proto
     text = """name: "m" force_backward: true
 layer { name: "in" type: "Input" top: "unary" top: "Q0" top: "data"

@@ -46,7 +46,8 @@ def run(name, dtype, backend):
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np.cuda_kernel import recording, undeclared
     with recording() as launches:
         for name in NETS:

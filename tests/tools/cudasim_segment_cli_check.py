@@ -74,7 +74,8 @@ def labels_of(path):
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     from crfrnn_np.cuda_kernel import recording, undeclared
     folder = tempfile.mkdtemp()
     model, weights = make_files(folder)

@@ -30,7 +30,8 @@ max_iter: 6 snapshot: 6 snapshot_prefix: "%s/blobs" random_seed: 3
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
     import contextlib
     import io
     from crfrnn_np import Net
