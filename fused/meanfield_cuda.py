@@ -71,6 +71,9 @@ State kept for the backward (TRAIN phase, or :attr:`keep_iterations`), per itera
 ``K_s P_t``, ``K_b P_t`` (three (N, C, H·W) arrays); the TEST phase's forward keeps one set of buffers and
 overwrites it, and a backward asked for afterwards (``force_backward``) runs the forward again, keeping, as
 the other engines do. Device buffers are made once per shape and reused by every later forward.
+
+Each kernel is checked against the step layers it replaces, on the same data
+(tests/fused/cudasim_meanfield_cuda_kernels_check.py), and the whole engine against STEPS and the CPU.
 """
 import math
 

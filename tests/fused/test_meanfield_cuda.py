@@ -77,3 +77,15 @@ def check_fewer_launches_per_iteration_than_steps(simulator_output):
            for engine in ("STEPS", "FUSED")}
     assert per["FUSED"] == (13 + 1, 13 + 2), per
     assert per["FUSED"][0] < per["STEPS"][0] and per["FUSED"][1] < per["STEPS"][1], per
+
+
+@pytest.mark.cudasim
+def test_each_kernel_against_the_steps_it_replaces_under_simulator():
+    """Kernel by kernel (tests/fused/cudasim_meanfield_cuda_kernels_check.py): every kernel of ``REPLACES``
+    against the CPU step layers it stands for, on the same lattices and data, float64 and float32; the
+    script fails when a kernel of the table has no check."""
+    out = run_under_simulator([SCRIPT.parent / "cudasim_meanfield_cuda_kernels_check.py"],
+                              ok="cudasim fused kernels OK")
+    for kernel in ("_products_kernel (W_b)", "_logits_softmax_kernel (softmax)", "_backward_pixel_kernel (E_b)",
+                   "_parameter_diff_kernel (dmu)"):
+        assert "%s float64: equal to its steps" % kernel in out and "%s float32: equal" % kernel in out, kernel
