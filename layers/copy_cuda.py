@@ -2,7 +2,7 @@
 
 Crop and Concat both copy a 4-D block between two device arrays of which one or both are strided views
 (a slice of a C-contiguous array): one thread per element of the block. Crop's N-D blobs are seen as 4-D
-(leading singleton axes added, or leading uncropped axes merged), Concat's as ``(1, outer, C_i, inner)``
+(leading singleton axes added, or an axis merged with the uncropped axis after it, :func:`as_4d`), Concat's as ``(1, outer, C_i, inner)``
 inside ``(1, outer, C, inner)``.
 
 Dropout's keep mask is normally drawn on the device (dropout_cuda.py). Only when the engine's generator is
@@ -56,19 +56,28 @@ def copy_block(src, dst):
 
 def as_4d(shape, offsets, top_shape):
     """A 4-D form of an N-D crop: ``(bottom shape, offsets, top shape)`` with 4 axes each, or None when the
-    crop cannot be seen as 4-D (more than 4 axes of which one of the leading ones is cropped)."""
+    crop cannot be seen as 4-D.
+
+    Fewer axes get leading singletons. More axes are merged in pairs: axes a and a+1 (the leftmost such pair
+    first) whenever axis a+1 is not cropped, since then the kept part of the pair is one contiguous run of
+    the merged axis, from ``offset_a * size_{a+1}``, of ``top_a * size_{a+1}`` elements (axis a may be
+    cropped). None (the layer then runs on the host) only when more than 4 axes remain with no uncropped axis
+    after the first, e.g. a 5-D crop of channels and of all three spatial axes."""
     shape, offsets, top_shape = list(shape), list(offsets), list(top_shape)
     while len(shape) < 4:
         shape.insert(0, 1)
         offsets.insert(0, 0)
         top_shape.insert(0, 1)
     while len(shape) > 4:
-        # merge axes 0 and 1 when neither is cropped (so the merged axis is uncropped too)
-        if offsets[0] or offsets[1] or shape[0] != top_shape[0] or shape[1] != top_shape[1]:
+        pair = next((a for a in range(len(shape) - 1) if not offsets[a + 1] and shape[a + 1] == top_shape[a + 1]),
+                    None)
+        if pair is None:
             return None
-        shape[0:2] = [shape[0] * shape[1]]
-        top_shape[0:2] = [top_shape[0] * top_shape[1]]
-        offsets[0:2] = [0]
+        a = pair
+        inner = shape[a + 1]
+        shape[a:a + 2] = [shape[a] * inner]
+        top_shape[a:a + 2] = [top_shape[a] * inner]
+        offsets[a:a + 2] = [offsets[a] * inner]
     return tuple(shape), tuple(offsets), tuple(top_shape)
 
 

@@ -33,6 +33,9 @@ GROUPS = {
         ("crop 5-D", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
                           'crop_param { axis: 2 offset: 1 offset: 1 offset: 0 } }', ("x", 2, 2, 3, 4, 2),
                           ("r", 2, 2, 2, 2, 2)), "TEST"),
+        ("crop 5-D channels and depth", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
+                                             'crop_param { axis: 1 offset: 1 offset: 1 offset: 0 offset: 0 } }',
+                                             ("x", 2, 3, 3, 2, 2), ("r", 2, 2, 2, 2, 2)), "TEST"),
         ("crop 5-D leading axis (host)", _net('layer { name: "c" type: "Crop" bottom: "x" bottom: "r" top: "y" '
                                               'crop_param { axis: 1 offset: 1 } }', ("x", 2, 3, 3, 3, 3),
                                               ("r", 2, 2, 2, 2, 2)), "TEST"),
