@@ -270,7 +270,7 @@ class CropLayer(Layer):
     def forward_gpu(self, bottom, top):
         from .copy_cuda import copy_block, crop_view
         view = self._device_view(bottom[0], top[0])
-        if view is None:                     # a crop of a leading axis of a >4-axis blob: the host does it
+        if view is None:                     # no 4-D view (copy_cuda.as_4d): the host does it
             return self.forward_cpu(bottom, top)
         shape4, offsets4, top4 = view
         copy_block(crop_view(bottom[0].gpu_data(), shape4, offsets4, top4),
