@@ -295,6 +295,14 @@ def require_device_run():
                          % REAL_GPU_ENV)
 
 
+def assert_declared(launches):
+    """Fail unless every launch of a :func:`crfrnn_np.cuda_kernel.recording` has a declared signature: what
+    runs on the device must be what the PTX test compiles for real GPUs."""
+    from .cuda_kernel import undeclared
+    bad = undeclared(launches)
+    assert not bad, "launches with undeclared signatures (the PTX test does not compile them):\n" + "\n".join(bad)
+
+
 def _run_check(args, env, ok, timeout):
     import subprocess
     import sys

@@ -258,7 +258,8 @@ def synced_memory_rules():
 def main():
     from crfrnn_np.testing import require_device_run
     require_device_run()
-    from crfrnn_np.cuda_kernel import recording, undeclared
+    from crfrnn_np.cuda_kernel import recording
+    from crfrnn_np.testing import assert_declared
     part = sys.argv[1] if len(sys.argv) > 1 else None
     extra = {"synced": synced_memory_rules, "ops": cuda_ops_check}
     with recording() as launches:
@@ -267,9 +268,7 @@ def main():
                 extra[name]()
             else:
                 check_nets(name)
-    bad = undeclared(launches)
-    assert not bad, "launches with undeclared signatures (what runs must be what the PTX test compiles):\n" \
-        + "\n".join(bad)
+    assert_declared(launches)
     print("launched:", " ".join(sorted(name.rsplit(".", 1)[-1] for name in {n for n, _ in launches})))
     print("cudasim net OK")
     return 0

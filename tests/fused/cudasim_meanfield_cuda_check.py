@@ -190,13 +190,13 @@ def gradient():
 def main():
     from crfrnn_np.testing import require_device_run
     require_device_run()
-    from crfrnn_np.cuda_kernel import recording, undeclared
+    from crfrnn_np.cuda_kernel import recording
+    from crfrnn_np.testing import assert_declared
     with recording() as launches:
         compare()
         launches_per_iteration()
         gradient()
-    bad = undeclared(launches)
-    assert not bad, "launches with undeclared signatures:\n" + "\n".join(bad)
+    assert_declared(launches)
     print("launched:", " ".join(sorted(name.rsplit(".", 1)[-1] for name in {n for n, _ in launches})))
     print("cudasim fused meanfield OK")
     return 0

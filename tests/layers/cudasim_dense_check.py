@@ -163,7 +163,8 @@ def _loss_weights(net, blob_name):
 
 
 def check_group(group):
-    from crfrnn_np.cuda_kernel import recording, undeclared
+    from crfrnn_np.cuda_kernel import recording
+    from crfrnn_np.testing import assert_declared
     with recording() as launches:
         for title, text, phase, *bit_generator in GROUPS[group]:
             for dtype in ("float32", "float64"):
@@ -174,8 +175,7 @@ def check_group(group):
                         np.testing.assert_array_equal(a, b, err_msg="%s %s" % (title, dtype))
                     np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg="%s %s" % (title, dtype))
                 print("%s %s: cuda == cpu (%d arrays)" % (title, dtype, len(res["cpu"])))
-    bad = undeclared(launches)
-    assert not bad, "launches with undeclared signatures:\n" + "\n".join(bad)
+    assert_declared(launches)
     print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))
 
 
@@ -286,7 +286,8 @@ def main(argv):
         config.THREADS_PER_BLOCK = SIMULATOR_THREADS
     for group in argv or sorted(GROUPS) + ["net"]:
         if group == "net":
-            from crfrnn_np.cuda_kernel import recording, undeclared
+            from crfrnn_np.cuda_kernel import recording
+            from crfrnn_np.testing import assert_declared
             with recording() as launches:
                 for dtype in ("float32", "float64"):
                     counts = check_net(dtype)
@@ -295,8 +296,7 @@ def main(argv):
                     # forward: x and label in, loss and fc back; backward: fc's diff in, x's diff back
                     assert counts["forward"] == {"to_device": 2, "to_host": 2}, counts
                     assert counts["backward"] == {"to_device": 1, "to_host": 1}, counts
-            bad = undeclared(launches)
-            assert not bad, "launches with undeclared signatures:\n" + "\n".join(bad)
+            assert_declared(launches)
             print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))
             print("cudasim net OK")
             continue

@@ -48,7 +48,8 @@ def run(name, dtype, backend):
 def main():
     from crfrnn_np.testing import require_device_run
     require_device_run()
-    from crfrnn_np.cuda_kernel import recording, undeclared
+    from crfrnn_np.cuda_kernel import recording
+    from crfrnn_np.testing import assert_declared
     with recording() as launches:
         for name in NETS:
             for dtype in ("float32", "float64"):
@@ -59,8 +60,7 @@ def main():
                 expected = tuple({"to_device": d, "to_host": h} for d, h in TRANSFERS[name])
                 assert counts == expected, (name, dtype, counts, expected)
                 print("%s %s: cuda == cpu, transfers forward %s, backward %s" % ((name, dtype) + counts))
-    bad = undeclared(launches)
-    assert not bad, "\n".join(bad)
+    assert_declared(launches)
     masks = {str(sig[1].dtype) for name, sig in launches if name.endswith(".max_backward_kernel")}
     assert masks == {"float32", "float64"}, masks        # the backward read the mask top, not the int64 mask
     print("launched:", " ".join(sorted({n.rsplit(".", 1)[-1] for n, _ in launches})))

@@ -76,7 +76,8 @@ def labels_of(path):
 def main():
     from crfrnn_np.testing import require_device_run
     require_device_run()
-    from crfrnn_np.cuda_kernel import recording, undeclared
+    from crfrnn_np.cuda_kernel import recording
+    from crfrnn_np.testing import assert_declared
     folder = tempfile.mkdtemp()
     model, weights = make_files(folder)
     common = ["--model", model, "--weights", weights]
@@ -108,7 +109,7 @@ def main():
         print("%s: cuda == cpu, classes %s" % (name, sorted(set(cpu.ravel().tolist()))))
     assert any(len(set(m.ravel().tolist())) > 1 for m in maps["cpu"].values()), "every map is one class"
     kernels = sorted({name.rsplit(".", 1)[-1] for name, _ in launches})
-    assert not undeclared(launches), undeclared(launches)
+    assert_declared(launches)
     print("kernels:", " ".join(kernels))
     print("cudasim segment OK")
     return 0

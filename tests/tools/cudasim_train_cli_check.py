@@ -35,7 +35,8 @@ def main():
     import contextlib
     import io
     from crfrnn_np import Net
-    from crfrnn_np.cuda_kernel import recording, undeclared
+    from crfrnn_np.cuda_kernel import recording
+    from crfrnn_np.testing import assert_declared
     from crfrnn_np.tools.main import main as crfrnn
     work = tempfile.mkdtemp()
     os.chdir(work)
@@ -67,7 +68,7 @@ def main():
         net = Net("net.prototxt", weights=model)
         weights[backend] = [b.data.copy() for b in net.learnable_params]
         names = sorted({name.rsplit(".", 1)[-1] for name, _ in launches})
-        assert not undeclared(launches)
+        assert_declared(launches)
         print("%s: accuracy %.4f, kernels: %s" % (backend, accuracy[backend], " ".join(names) or "none"))
     for a, b in zip(weights["cuda"], weights["cpu"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
