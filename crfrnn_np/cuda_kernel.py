@@ -10,12 +10,19 @@ declared through :func:`gpu_kernel` together with the argument types it is launc
   each one is a declared signature (so what is compiled is what runs);
 * a source scan fails on any ``cuda.jit`` outside this module (so no kernel escapes the registry).
 
+Device functions (code that several kernels call, such as the block reductions of ``cuda_reduce.py``) are
+declared the same way with :func:`gpu_device`, with the argument types they are called with; the PTX test
+compiles them on their own as well as inside every kernel that calls them.
+
 ::
 
     @gpu_kernel(lambda f: [(f[:, ::1], I32[::1], f[:, ::1])])   # f: numba float32 or float64
     def _splat_kernel(values, offsets, buf): ...
 
     _splat_kernel[grid, block](values, offsets, buf)             # launched like a numba.cuda kernel
+
+    @gpu_device(lambda f: [(f[::1], I64)])
+    def block_reduce(buf, op): ...                               # called from kernels like a function
 """
 import contextlib
 import math
@@ -25,8 +32,8 @@ from numba import cuda, types
 
 from .config import THREADS_PER_BLOCK
 
-__all__ = ["gpu_kernel", "KERNELS", "recording", "undeclared", "arg_type", "grid_1d", "F32", "F64", "I32", "I64",
-           "FLOAT_TYPES"]
+__all__ = ["gpu_kernel", "gpu_device", "KERNELS", "DEVICE_FUNCTIONS", "recording", "undeclared", "arg_type",
+           "grid_1d", "F32", "F64", "I32", "I64", "FLOAT_TYPES"]
 
 #: numba types for the signature lambdas.
 F32, F64, I32, I64 = types.float32, types.float64, types.int32, types.int64
@@ -35,6 +42,8 @@ FLOAT_TYPES = (F32, F64)
 
 #: Qualified name (``module.function``) -> :class:`GpuKernel`, filled at import time of each kernel module.
 KERNELS = {}
+#: Qualified name -> :class:`GpuDevice`, likewise for the device functions.
+DEVICE_FUNCTIONS = {}
 
 _launches = None  # a set of (kernel name, argument types) while `recording` is active
 
@@ -49,24 +58,34 @@ def arg_type(value):
     return numba.typeof(value)
 
 
-class GpuKernel:
-    """A numba.cuda kernel with its declared launch signatures.
+def _record(name, args):
+    """Add a launch (or call) to the active :func:`recording`, if any."""
+    if _launches is not None:
+        _launches.add((name, tuple(arg_type(a) for a in args)))
+
+
+class _Declared:
+    """A function of device code with its declared argument types, in its registry under its qualified name.
 
     Parameters
     ----------
     function : callable
-        The kernel body (plain Python, numba.cuda device code).
+        The body (plain Python, numba.cuda device code).
     signatures : callable
-        ``signatures(f) -> [tuple of numba types]``: the argument types of the launches the code makes when
-        the values are of float type ``f`` (``F32`` or ``F64``). A kernel whose types do not depend on ``f``
-        simply ignores it.
+        ``signatures(f) -> [tuple of numba types]``: the argument types of the launches (or calls) the code
+        makes when the values are of float type ``f`` (``F32`` or ``F64``). A function whose types do not
+        depend on ``f`` simply ignores it.
     """
+
+    registry = None
 
     def __init__(self, function, signatures):
         self.py_func = function
         self.name = "%s.%s" % (function.__module__, function.__qualname__)
         self._signatures = signatures
-        self._dispatcher = None
+        if self.name in self.registry:
+            raise ValueError("%s %s registered twice" % (type(self).__name__, self.name))
+        self.registry[self.name] = self
 
     def signatures(self):
         """Every declared signature (both float types), without repeats, in declaration order."""
@@ -77,6 +96,19 @@ class GpuKernel:
                 if sig not in seen:
                     seen.append(sig)
         return seen
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, self.name)
+
+
+class GpuKernel(_Declared):
+    """A numba.cuda kernel with its declared launch signatures (see :class:`_Declared`)."""
+
+    registry = KERNELS
+
+    def __init__(self, function, signatures):
+        super().__init__(function, signatures)
+        self._dispatcher = None
 
     @property
     def dispatcher(self):
@@ -90,32 +122,66 @@ class GpuKernel:
         launch = self.dispatcher[config]
 
         def run(*args):
-            if _launches is not None:
-                _launches.add((self.name, tuple(arg_type(a) for a in args)))
+            _record(self.name, args)
             launch(*args)
 
         return run
 
-    def __repr__(self):
-        return "<gpu_kernel %s>" % self.name
+
+class GpuDevice(_Declared):
+    """A numba.cuda device function with the argument types kernels call it with (see :class:`_Declared`).
+
+    Its :attr:`dispatcher` (``numba.cuda.jit(device=True)``) is made at once: a kernel that calls the function
+    finds it among its globals when the kernel is compiled, and numba must recognise it there. Making it
+    compiles nothing and needs no GPU.
+    """
+
+    registry = DEVICE_FUNCTIONS
+
+    def __init__(self, function, signatures):
+        super().__init__(function, signatures)
+        self.dispatcher = cuda.jit(device=True)(function)
+
+    def recording_call(self):
+        """Under the simulator (where a device function is plain Python): a function that records the argument
+        types of each call, as :func:`recording` does for launches, then runs the device function."""
+        device = self.dispatcher
+
+        def call(*args):
+            _record(self.name, args)
+            return device(*args)
+
+        return call
 
 
 def gpu_kernel(signatures):
     """Decorator: register a numba.cuda kernel with its launch signatures (see :class:`GpuKernel`)."""
 
     def deco(function):
-        kernel = GpuKernel(function, signatures)
-        if kernel.name in KERNELS:
-            raise ValueError("gpu kernel %s registered twice" % kernel.name)
-        KERNELS[kernel.name] = kernel
-        return kernel
+        return GpuKernel(function, signatures)
+
+    return deco
+
+
+def gpu_device(signatures):
+    """Decorator: register a numba.cuda device function with the argument types it is called with.
+
+    Returns what kernels call: the ``numba.cuda.jit(device=True)`` dispatcher, or under the simulator (where a
+    device function is plain Python) a function that also records the argument types of each call, so that
+    :func:`undeclared` checks calls as it checks launches.
+    """
+
+    def deco(function):
+        device = GpuDevice(function, signatures)
+        return device.recording_call() if numba.config.ENABLE_CUDASIM else device.dispatcher
 
     return deco
 
 
 @contextlib.contextmanager
 def recording():
-    """Collect ``{(kernel name, argument types)}`` of every launch made inside the block."""
+    """Collect ``{(name, argument types)}`` of every kernel launch (and, under the simulator, every call of a
+    device function) made inside the block."""
     global _launches
     outer = _launches
     _launches = set() if outer is None else outer
@@ -126,9 +192,10 @@ def recording():
 
 
 def undeclared(launches):
-    """The launches of a :func:`recording` whose argument types no declared signature has, as readable lines."""
+    """The launches (and device-function calls) of a :func:`recording` whose argument types no declared
+    signature has, as readable lines."""
     return sorted("%s%s" % (name, tuple(str(t) for t in sig)) for name, sig in launches
-                  if sig not in KERNELS[name].signatures())
+                  if sig not in (KERNELS.get(name) or DEVICE_FUNCTIONS[name]).signatures())
 
 
 def grid_1d(work):

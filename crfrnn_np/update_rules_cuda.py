@@ -14,6 +14,7 @@ from numba import cuda
 
 from .config import THREADS_PER_BLOCK
 from .cuda_kernel import F64, gpu_kernel, grid_1d
+from .cuda_reduce import SUM, block_reduce
 
 __all__ = ["sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "add_l1", "sum_of_squares"]
 
@@ -120,13 +121,7 @@ def _sum_of_squares_kernel(g, out):
         x = float(g[t])
         acc += x * x
     sums[tid] = acc
-    cuda.syncthreads()
-    step = THREADS_PER_BLOCK // 2
-    while step > 0:
-        if tid < step:
-            sums[tid] += sums[tid + step]
-        cuda.syncthreads()
-        step //= 2
+    block_reduce(sums, SUM)
     if tid == 0:
         out[0] += sums[0]
 

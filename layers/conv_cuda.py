@@ -21,15 +21,21 @@ problems are lifted to 2-D, as on the host); the layers run 3-D and higher on th
 
 ``geo`` is the tuple ``(C, H, W, O, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, G)``.
 
-Cost to know: backward_data (and so Deconvolution's forward) runs its inner dimension over every tap, of which
-only one in ``sh * sw`` meets an output position for a given pixel; the others load zeros. For the stride-8
-``upscore`` of FCN-8s that is 64 times the useful work (a split of the pixels by their phase modulo the stride
-would remove it).
+**backward_data by output phase.** For a given pixel only one tap in about ``sh * sw`` meets an output position
+(the divisibility above), and which ones depends only on the pixel's phase ``(h mod sh, w mod sw)``: the taps
+``ki = ki0 + a * sh/gcd(sh, dh)``, ``a < na`` (:func:`phase_taps`; likewise kj). So the pixels are split by phase,
+and each phase is a dense implicit GEMM of its own, over the inner dimension ``(o, a, b)`` of length
+``Og * na * nb`` instead of ``Og * kh * kw``; the grid's x axis runs over (phase, pixel block of the phase). A
+GEMM over every tap would spend ``sh * sw`` times the work on loads of zeros: 64 times for the stride-8
+``upscore`` of FCN-8s (kernel 16: 4 of its 256 taps reach a pixel). The valid taps keep the dense order
+(o, ki, kj), so each output is the same sum in the same order as the dense GEMM's (zeros left out). This is the
+only product with that form: Deconvolution's data gradient is the convolution forward, a dense gather, and both
+weight gradients run over output positions, each of which meets every tap.
 """
 from numba import cuda, types
 
 from crfrnn_np.config import GEMM_TILE as T
-from crfrnn_np.cuda_kernel import I64, gpu_kernel
+from crfrnn_np.cuda_kernel import I64, gpu_device, gpu_kernel
 
 GEO = types.UniTuple(I64, 15)
 
@@ -80,54 +86,88 @@ def conv_forward_kernel(x, w, bias, geo, has_bias, zero, y):
         y[n, o, col] = acc + bias[o] if has_bias else acc
 
 
+@gpu_device(lambda f: [(I64, I64, I64, I64)])
+def phase_taps(r, s, d, k):
+    """The taps ``t`` in ``0..k-1`` with ``r - t*d`` divisible by ``s``: ``(first, step, count)``, the taps being
+    ``first + i*step`` for ``i < count`` (``count`` 0 when there is none).
+
+    For pixel ``h`` of backward_data, ``r = h + pad`` (and only ``r mod s`` matters), ``s`` the stride, ``d`` the
+    dilation and ``k`` the kernel size: the taps that meet an output position. They repeat with period
+    ``s / gcd(s, d)``, so the first lies below ``min(k, s)`` if any does.
+    """
+    first = -1
+    for t in range(min(k, s)):
+        if (r - t * d) % s == 0:
+            first = t
+            break
+    if first < 0:
+        return 0, 1, 0
+    step = 1
+    while (step * d) % s != 0:
+        step += 1
+    return first, step, (k - first + step - 1) // step
+
+
 @gpu_kernel(lambda f: [(f[:, :, ::1], f[:, ::1], f[::1], GEO, I64, f, f[:, :, ::1])])
 def conv_backward_data_kernel(dy, w, bias, geo, has_bias, zero, dx):
-    """Block (bx, by, n*G + g): ``dx[n, g*Cg + by*T + ty, bx*T + tx]`` (pixel q = h*W + w)."""
+    """Block (phase*BX + bx, by, n*G + g): ``dx[n, g*Cg + by*T + ty, q]`` for the ``bx*T + tx``-th pixel ``q`` of
+    the phase ``(h mod sh, w mod sw)`` (BX blocks per phase; see the module docstring)."""
     tile_a = cuda.shared.array((T, T), dtype=dx.dtype)
     tile_b = cuda.shared.array((T, T), dtype=dx.dtype)
     C, H, W, O, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw, G = geo
     cg = C // G
     og = O // G
-    khw = kh * kw
-    inner = og * khw                                    # (o, ki, kj)
+    # this block's phase (py, px): its pixels h = py + i*sh, w = px + j*sw form an nh x nw grid
+    per_phase = ((H + sh - 1) // sh * ((W + sw - 1) // sw) + T - 1) // T
+    phase = cuda.blockIdx.x // per_phase
+    py = phase // sw
+    px = phase - py * sw
+    nh = (H - py + sh - 1) // sh
+    nw = (W - px + sw - 1) // sw
+    if py >= H or px >= W:                              # an empty phase (stride larger than the image)
+        return
+    # the taps that reach this phase: ki = ki0 + a*si (a < na), kj = kj0 + b*sj (b < nb)
+    ki0, si, na = phase_taps(py + ph, sh, dh, kh)
+    kj0, sj, nb = phase_taps(px + pw, sw, dw, kw)
+    taps = na * nb
+    inner = og * taps                                   # (o, a, b): (o, ki, kj) in the dense order
     n = cuda.blockIdx.z // G
     g = cuda.blockIdx.z - n * G
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     row = cuda.blockIdx.y * T + ty                      # input channel in the group
-    col = cuda.blockIdx.x * T + tx                      # input pixel
-    h = col // W
-    ww = col - h * W
+    col = (cuda.blockIdx.x - phase * per_phase) * T + tx    # pixel of the phase
+    i = col // nw
+    h = py + i * sh
+    ww = px + (col - i * nw) * sw
     acc = zero
     for k0 in range(0, inner, T):
         k = k0 + tx                                     # W[g*Og + o, (row, ki, kj)]
         v = zero
         if row < cg and k < inner:
-            o = k // khw
-            v = w[g * og + o, row * khw + (k - o * khw)]
+            o = k // taps
+            a = (k - o * taps) // nb
+            b = k - o * taps - a * nb
+            v = w[g * og + o, (row * kh + ki0 + a * si) * kw + kj0 + b * sj]
         tile_a[ty, tx] = v
-        k = k0 + ty                                     # dy[n, g*Og + o, p(col, ki, kj)] or 0
+        k = k0 + ty                                     # dy[n, g*Og + o, p(q, ki, kj)], 0 off the output
         v = zero
-        if col < H * W and k < inner:
-            o = k // khw
-            r = k - o * khw
-            ki = r // kw
-            kj = r - ki * kw
-            hh = h + ph - ki * dh
-            wq = ww + pw - kj * dw
-            if hh >= 0 and wq >= 0 and hh % sh == 0 and wq % sw == 0:
-                oh = hh // sh
-                ow = wq // sw
-                if oh < OH and ow < OW:
-                    v = dy[n, g * og + o, oh * OW + ow]
+        if col < nh * nw and k < inner:
+            o = k // taps
+            a = (k - o * taps) // nb
+            b = k - o * taps - a * nb
+            oh = (h + ph - (ki0 + a * si) * dh) // sh      # exact quotients: the phase's taps only
+            ow = (ww + pw - (kj0 + b * sj) * dw) // sw
+            if 0 <= oh < OH and 0 <= ow < OW:
+                v = dy[n, g * og + o, oh * OW + ow]
         tile_b[ty, tx] = v
         cuda.syncthreads()
         for j in range(T):
             acc += tile_a[ty, j] * tile_b[j, tx]
         cuda.syncthreads()
-    if row < cg and col < H * W:
+    if row < cg and col < nh * nw:
         c = g * cg + row
-        dx[n, c, col] = acc + bias[c] if has_bias else acc
+        dx[n, c, h * W + ww] = acc + bias[c] if has_bias else acc
 
 
 @gpu_kernel(lambda f: [(f[:, :, :, ::1], f[:, :, ::1], GEO, f, f[:, ::1])])
@@ -216,7 +256,9 @@ def backward_data(geometry, num, dy, w, dx, bias=None):
     G = geometry.G
     if not (num and H * W and C):
         return
-    grid = (_blocks(H * W), _blocks(C // G), num * G)
+    sh, sw = geo[8:10]
+    per_phase = _blocks(((H + sh - 1) // sh) * ((W + sw - 1) // sw))        # blocks of the largest phase
+    grid = (sh * sw * per_phase, _blocks(C // G), num * G)
     conv_backward_data_kernel[grid, (T, T)](dy.reshape(num, O, OH * OW), w.reshape(O, -1),
                                             w.reshape(w.size) if bias is None else bias, geo,
                                             0 if bias is None else 1, dx.dtype.type(0),

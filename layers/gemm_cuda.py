@@ -10,13 +10,15 @@ row and column. Out-of-range elements load as zero, so any M, N, K works. ``op(X
     C[M, N] += op(A)[M, K] @ op(B)[K, N]          (accumulate = 1: Caffe's parameter-diff rule)
 
 ``channel_sum_kernel`` adds ``sum over (outer, inner) of dy[outer, c, inner]`` to ``db[c]``: one block per
-channel, a tree in shared memory (the bias gradients of InnerProduct, Convolution and Deconvolution).
+channel, a tree in shared memory (``crfrnn_np.cuda_reduce.block_reduce``; the bias gradients of InnerProduct,
+Convolution and Deconvolution).
 """
 from numba import cuda
 
 from crfrnn_np.config import GEMM_TILE as T
 from crfrnn_np.config import THREADS_PER_BLOCK
 from crfrnn_np.cuda_kernel import I64, gpu_kernel, grid_1d
+from crfrnn_np.cuda_reduce import SUM, block_reduce
 
 
 @gpu_kernel(lambda f: [(f[:, ::1], f[:, ::1], I64, I64, I64, f, f[:, ::1])])
@@ -73,13 +75,7 @@ def channel_sum_kernel(dy, zero, db):
     for t in range(tid, outer * inner, THREADS_PER_BLOCK):
         acc += dy[t // inner, c, t % inner]
     sums[tid] = acc
-    cuda.syncthreads()
-    step = THREADS_PER_BLOCK // 2
-    while step > 0:
-        if tid < step:
-            sums[tid] += sums[tid + step]
-        cuda.syncthreads()
-        step //= 2
+    block_reduce(sums, SUM)
     if tid == 0:
         db[c] += sums[0]
 

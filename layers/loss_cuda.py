@@ -3,7 +3,8 @@
 Scores are (outer, C, inner) views, labels the flat float label blob (a label is the value truncated to an
 integer, as ``astype(int64)`` does on the host). Reductions over positions run in one block of
 :data:`~crfrnn_np.config.THREADS_PER_BLOCK` threads: each thread strides over the positions, then a tree in
-shared memory adds the threads' sums (in float64, like the host's float64 sum of the logs).
+shared memory (``crfrnn_np.cuda_reduce.block_reduce``) adds the threads' sums (in float64, like the host's
+float64 sum of the logs).
 
 A label outside ``0..C-1`` (and not the ignore label) cannot raise on the device. The layers check the labels
 on the host when the host copy is current (labels.py), and these kernels are the check only for labels that
@@ -18,6 +19,7 @@ from numba import cuda
 
 from crfrnn_np.config import THREADS_PER_BLOCK
 from crfrnn_np.cuda_kernel import F64, I32, I64, gpu_kernel, grid_1d
+from crfrnn_np.cuda_reduce import MIN, SUM, block_reduce
 
 #: Normalization modes as the kernel's integer argument.
 MODES = {"FULL": 0, "VALID": 1, "BATCH_SIZE": 2, "NONE": 3}
@@ -50,15 +52,9 @@ def softmax_loss_kernel(prob, labels, use_ignore, ignore, mode, loss, state):
     sums[tid] = total
     counts[tid] = valid
     bads[tid] = bad
-    cuda.syncthreads()
-    step = THREADS_PER_BLOCK // 2
-    while step > 0:
-        if tid < step:
-            sums[tid] += sums[tid + step]
-            counts[tid] += counts[tid + step]
-            bads[tid] = min(bads[tid], bads[tid + step])
-        cuda.syncthreads()
-        step //= 2
+    block_reduce(sums, SUM)
+    block_reduce(counts, SUM)
+    block_reduce(bads, MIN)
     if tid == 0:
         if mode == 0:
             norm = n

@@ -36,11 +36,11 @@ def _package_sources():
     return out
 
 
-def _kernel_modules():
-    """Modules whose source declares at least one ``@gpu_kernel``, with how many."""
+def _kernel_modules(decorator="gpu_kernel"):
+    """Modules whose source declares at least one ``@gpu_kernel`` (or ``@gpu_device``), with how many."""
     found = {}
     for name, path in _package_sources():
-        count = len(re.findall(r"^@gpu_kernel\(", path.read_text(), flags=re.M))
+        count = len(re.findall(r"^@%s\(" % decorator, path.read_text(), flags=re.M))
         if count:
             found[name] = count
     return found
@@ -58,7 +58,15 @@ def _kernels():
     return KERNELS
 
 
+def _device_functions():
+    from crfrnn_np.cuda_kernel import DEVICE_FUNCTIONS
+    for name in _kernel_modules("gpu_device"):
+        importlib.import_module(name)
+    return DEVICE_FUNCTIONS
+
+
 KERNEL_NAMES = sorted(_kernels())
+DEVICE_NAMES = sorted(_device_functions())
 
 
 def test_no_cuda_jit_outside_the_registry():
@@ -80,11 +88,15 @@ def test_every_declared_kernel_is_registered():
     # the lattice kernels at least; the list grows as layers move to the device
     assert {"crfrnn_np.lattice.cuda._embed_kernel", "crfrnn_np.lattice.cuda._splat_kernel",
             "crfrnn_np.lattice.cuda._blur_kernel", "crfrnn_np.lattice.cuda._slice_kernel"} <= set(kernels)
+    devices = _device_functions()
+    for module, count in _kernel_modules("gpu_device").items():
+        assert len([d for d in devices.values() if d.py_func.__module__ == module]) == count, (module, count)
+    assert "crfrnn_np.cuda_reduce.block_reduce" in devices
 
 
 def test_signatures_cover_both_float_types():
     from crfrnn_np.cuda_kernel import F32, F64
-    for kernel in _kernels().values():
+    for kernel in list(_kernels().values()) + list(_device_functions().values()):
         for f in (F32, F64):
             assert kernel._signatures(f), "%s declares no signature for %s" % (kernel.name, f)
 
@@ -114,6 +126,19 @@ def test_kernel_compiles_to_ptx(name, cc, monkeypatch):
         assert ".target sm_%d%d" % cc in ptx, (name, sig)
         assert ".entry " in ptx or ".globl" in ptx
 
+
+@pytest.mark.skipif(_simulator_on(), reason="the simulator has no PTX compiler; test_ptx_outside_simulator runs "
+                    "these in a subprocess without it")
+@pytest.mark.parametrize("cc", COMPUTE_CAPABILITIES, ids=lambda cc: "sm_%d%d" % cc)
+@pytest.mark.parametrize("name", DEVICE_NAMES)
+def test_device_function_compiles_to_ptx(name, cc):
+    """Device functions on their own, with each declared signature (the kernels above compile them with the
+    types they really pass)."""
+    from numba import cuda
+    device = _device_functions()[name]
+    for sig in device.signatures():
+        ptx, _ = cuda.compile_ptx(device.py_func, sig, cc=cc, device=True)
+        assert ".target sm_%d%d" % cc in ptx and ".func" in ptx, (name, sig)
 
 
 @pytest.mark.cudasim
