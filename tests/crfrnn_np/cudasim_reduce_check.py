@@ -35,7 +35,10 @@ def tree(values, op):
 
 
 def main():
-    assert os.environ.get("NUMBA_ENABLE_CUDASIM") == "1", "run with NUMBA_ENABLE_CUDASIM=1"
+    from crfrnn_np.testing import require_device_run
+    require_device_run()
+    # device-function calls are recorded by the simulator's wrapper only (on a GPU they are compiled inline)
+    simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
     def run(values, op):
         out = cuda.device_array_like(values)
         reduce_kernel[1, B](cuda.to_device(values), op, out)
@@ -65,7 +68,7 @@ def main():
         assert not undeclared(calls), undeclared(calls)
         assert run(np.arange(B, dtype=np.int32), SUM) == B * (B - 1) // 2
     bad = undeclared(calls)
-    assert bad == ["crfrnn_np.cuda_reduce.block_reduce('array(int32, 1d, C)', 'int64')"], bad
+    assert not simulator or bad == ["crfrnn_np.cuda_reduce.block_reduce('array(int32, 1d, C)', 'int64')"], bad
     print("calls recorded:", sorted(str(sig[0]) for name, sig in calls if name.endswith("block_reduce")))
     print("cudasim reduce OK")
     return 0
