@@ -75,13 +75,13 @@ the other engines do. Device buffers are made once per shape and reused by every
 Each kernel is checked against the step layers it replaces, on the same data
 (tests/fused/cudasim_meanfield_cuda_kernels_check.py), and the whole engine against STEPS and the CPU.
 """
-import math
 
 import numpy as np
 from numba import cuda
 
 from crfrnn_np.config import WEIGHT_DIFF_BLOCK
 from crfrnn_np.cuda_kernel import I64, gpu_kernel, grid_1d
+from crfrnn_np.layers.crf_cuda import softmax_column
 
 #: kernel -> the step layers it replaces (the module's table).
 REPLACES = {
@@ -131,24 +131,13 @@ def _logits_softmax_kernel(unary, spatial, bilateral, norm_s, norm_b, a, last, o
     i = t - n * pixels
     ns = norm_s[i]
     nb = norm_b[n, i]
-    top = unary[n, 0, i]
     for k in range(c):
         acc = unary[n, k, i]
         for j in range(c):
             acc -= a[0, k, j] * (spatial[n, j, i] * ns) + a[1, k, j] * (bilateral[n, j, i] * nb)
         out[n, k, i] = acc
-        if k == 0 or acc > top:
-            top = acc
-    if last:
-        return
-    s = math.exp(out[n, 0, i] - top)
-    out[n, 0, i] = s
-    for k in range(1, c):
-        e = math.exp(out[n, k, i] - top)
-        out[n, k, i] = e
-        s += e
-    for k in range(c):
-        out[n, k, i] = out[n, k, i] / s
+    if not last:
+        softmax_column(out, out, n, i)          # the Softmax step's own arithmetic, in place
 
 
 @gpu_kernel(lambda f: [(I64, f[:, :, ::1], f[:, :, ::1], f[:, :, ::1], f[:, :, ::1], f[::1], f[:, ::1],

@@ -7,18 +7,15 @@ import math
 
 from numba import cuda
 
-from crfrnn_np.cuda_kernel import I64, gpu_kernel, grid_1d
+from crfrnn_np.cuda_kernel import I64, gpu_device, gpu_kernel, grid_1d
 from crfrnn_np.errors import ShapeError
 
-@gpu_kernel(lambda f: [(f[:, :, ::1], f[:, :, ::1])])
-def softmax_forward_kernel(x, y):
-    """Thread t = o*inner + i: ``y[o, :, i] = exp(x[o, :, i] - max) / sum exp(...)``."""
-    t = cuda.grid(1)
-    outer, c, inner = x.shape
-    if t >= outer * inner:
-        return
-    o = t // inner
-    i = t - o * inner
+@gpu_device(lambda f: [(f[:, :, ::1], f[:, :, ::1], I64, I64)])
+def softmax_column(x, y, o, i):
+    """``y[o, :, i] = exp(x[o, :, i] - max) / sum exp(...)``, the Softmax layer's max-subtracted form, for one
+    position; ``y`` may be ``x`` (each element is read before it is written). Shared by the Softmax step's
+    kernel and the FUSED engine's pixel kernel (fused/meanfield_cuda.py)."""
+    c = x.shape[1]
     m = x[o, 0, i]
     for k in range(1, c):
         m = max(m, x[o, k, i])
@@ -30,6 +27,17 @@ def softmax_forward_kernel(x, y):
         s += e
     for k in range(c):
         y[o, k, i] = y[o, k, i] / s
+
+
+@gpu_kernel(lambda f: [(f[:, :, ::1], f[:, :, ::1])])
+def softmax_forward_kernel(x, y):
+    """Thread t = o*inner + i: :func:`softmax_column` at position (o, i)."""
+    t = cuda.grid(1)
+    outer, c, inner = x.shape
+    if t >= outer * inner:
+        return
+    o = t // inner
+    softmax_column(x, y, o, t - o * inner)
 
 
 @gpu_kernel(lambda f: [(f[:, :, ::1], f[:, :, ::1], f[:, :, ::1])])
