@@ -204,3 +204,38 @@ def grid_1d(work):
     Python thread for every GPU thread, idle ones included)."""
     threads = min(THREADS_PER_BLOCK, 32 * max(1, math.ceil(work / 32)))
     return max(1, math.ceil(work / threads)), threads
+
+
+def _shared_array_without_race():
+    """Under the simulator: make ``cuda.shared.array`` hand every thread of a block the same array.
+
+    numba-cuda's simulator (0.30) runs a block's threads as Python threads and keys a block's shared arrays by
+    the calling line, but looks the key up and stores a new array in two steps: two threads switched between
+    those steps each get an array of their own, and a block reduction then reads the other threads' partials
+    from the wrong one (rare at the default thread switch interval, seen at a short one). ``dict.setdefault``
+    makes the look-up and the store one step, so all threads keep the first array stored.
+    """
+    import sys
+    import traceback
+
+    import numpy as np
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+    original = kernelapi.FakeCUDAShared.array
+    if getattr(original, "without_race", False):
+        return
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:          # the simulator's own errors and dynamic shared memory
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        caller = traceback.extract_stack(sys._getframe())[-2][0:2]     # the kernel's file and line
+        return self._allocations.setdefault(caller, np.empty(shape, dtype))
+
+    array.without_race = True
+    kernelapi.FakeCUDAShared.array = array
+
+
+if numba.config.ENABLE_CUDASIM:
+    _shared_array_without_race()

@@ -39,6 +39,15 @@ def main():
     require_device_run()
     # device-function calls are recorded by the simulator's wrapper only (on a GPU they are compiled inline)
     simulator = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    if simulator:
+        # the simulator's shared arrays are handed out without a race (crfrnn_np.cuda_kernel), and still one
+        # per calling line, reused by every later call from there
+        from numba.cuda.simulator import kernelapi
+        assert kernelapi.FakeCUDAShared.array.without_race
+        shared = kernelapi.FakeCUDAShared(0)
+        first, second = (shared.array(4, np.float32) for _ in range(2))
+        other = shared.array(4, np.float32)
+        assert first is second and other is not first
     def run(values, op):
         out = cuda.device_array_like(values)
         reduce_kernel[1, B](cuda.to_device(values), op, out)
