@@ -354,6 +354,31 @@ class BaseConvolution(Layer):
             from .gemm_cuda import channel_sum
             channel_sum(top.gpu_diff().reshape(self.num, self.num_output, -1), self.blobs[1].mutable_gpu_diff())
 
+    # Deconvolution (``reverse``) swaps the convolution's forward and data gradient, and the roles of image and
+    # output in the weight gradient, as its host path does
+    def forward_gpu(self, bottom, top):
+        if not self._device_ok():                # 3-D and higher: the host's N-D im2col
+            return self.forward_cpu(bottom, top)
+        from . import conv_cuda
+        product = conv_cuda.backward_data if self.reverse else conv_cuda.forward
+        w = self.blobs[0].gpu_data()
+        bias = self.blobs[1].gpu_data() if self.bias_term else None
+        for b, t in zip(bottom, top):
+            product(self._geometry, self.num, b.gpu_data(), w, t.mutable_gpu_data(), bias)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not self._device_ok():
+            return self.backward_cpu(top, propagate_down, bottom)
+        from . import conv_cuda
+        data_gradient = conv_cuda.forward if self.reverse else conv_cuda.backward_data
+        for i, (b, t) in enumerate(zip(bottom, top)):
+            self._device_bias_backward(t)
+            if self.param_propagate_down[0]:
+                image, output = (t.gpu_diff(), b.gpu_data()) if self.reverse else (b.gpu_data(), t.gpu_diff())
+                conv_cuda.backward_weight(self._geometry, self.num, image, output, self.blobs[0].mutable_gpu_diff())
+            if propagate_down[i]:
+                data_gradient(self._geometry, self.num, t.gpu_diff(), self.blobs[0].gpu_data(), b.mutable_gpu_diff())
+
 
 @register_layer("Convolution")
 class ConvolutionLayer(BaseConvolution):
@@ -396,24 +421,3 @@ class ConvolutionLayer(BaseConvolution):
                 for n in range(self.num):
                     geo.backward_data(dy[n], w2, dx[n])
 
-    def forward_gpu(self, bottom, top):
-        if not self._device_ok():                # 3-D and higher: the host's N-D im2col
-            return self.forward_cpu(bottom, top)
-        from . import conv_cuda
-        w = self.blobs[0].gpu_data()
-        bias = self.blobs[1].gpu_data() if self.bias_term else None
-        for b, t in zip(bottom, top):
-            conv_cuda.forward(self._geometry, self.num, b.gpu_data(), w, t.mutable_gpu_data(), bias)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        if not self._device_ok():
-            return self.backward_cpu(top, propagate_down, bottom)
-        from . import conv_cuda
-        for i, (b, t) in enumerate(zip(bottom, top)):
-            self._device_bias_backward(t)
-            if self.param_propagate_down[0]:
-                conv_cuda.backward_weight(self._geometry, self.num, b.gpu_data(), t.gpu_diff(),
-                                          self.blobs[0].mutable_gpu_diff())
-            if propagate_down[i]:
-                conv_cuda.backward_data(self._geometry, self.num, t.gpu_diff(), self.blobs[0].gpu_data(),
-                                        b.mutable_gpu_diff())

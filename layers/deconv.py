@@ -63,26 +63,3 @@ class DeconvolutionLayer(BaseConvolution):
                 dx = self._images(b, self.channels, self.in_spatial, diff=True)
                 for n in range(self.num):
                     geo.forward(dy[n], w2, dx[n])
-
-    # the device path (conv_cuda.py) swaps the same three products, as the host path above does
-    def forward_gpu(self, bottom, top):
-        if not self._device_ok():
-            return self.forward_cpu(bottom, top)
-        from . import conv_cuda
-        w = self.blobs[0].gpu_data()
-        bias = self.blobs[1].gpu_data() if self.bias_term else None
-        for b, t in zip(bottom, top):
-            conv_cuda.backward_data(self._geometry, self.num, b.gpu_data(), w, t.mutable_gpu_data(), bias)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        if not self._device_ok():
-            return self.backward_cpu(top, propagate_down, bottom)
-        from . import conv_cuda
-        for i, (b, t) in enumerate(zip(bottom, top)):
-            self._device_bias_backward(t)
-            if self.param_propagate_down[0]:
-                conv_cuda.backward_weight(self._geometry, self.num, t.gpu_diff(), b.gpu_data(),
-                                          self.blobs[0].mutable_gpu_diff())
-            if propagate_down[i]:
-                conv_cuda.forward(self._geometry, self.num, t.gpu_diff(), self.blobs[0].gpu_data(),
-                                  b.mutable_gpu_diff())

@@ -42,6 +42,26 @@ NEG_FLT_MAX = -float(np.finfo(np.float32).max)
 MASK_FLOAT32_EXACT = 2**24
 
 
+# Window arithmetic of one axis, scalar helpers shared by the host kernels below and the device kernels of
+# pool_cuda.py (numba compiles them for the CUDA target when a kernel calls them).
+
+@numba.njit(cache=True, inline="always")
+def ave_window(o, stride, pad, kernel, size):
+    """AVE pooling's window of output ``o`` along one axis: ``(start, end)``, start = o*stride - pad (negative
+    in the padding), end = min(start + kernel, size + pad). The pool size counts ``end - start`` (padding
+    included); the sum reads ``max(start, 0) .. min(end, size) - 1``."""
+    start = o * stride - pad
+    return start, min(start + kernel, size + pad)
+
+
+@numba.njit(cache=True, inline="always")
+def covering_outputs(i, pad, kernel, stride, outputs):
+    """The outputs ``first .. end - 1`` along one axis whose unclipped window covers input position ``i``:
+    ``o*stride - pad <= i < o*stride - pad + kernel``, and ``o < outputs``."""
+    first = 0 if i + pad < kernel else (i + pad - kernel) // stride + 1
+    return first, min((i + pad) // stride + 1, outputs)
+
+
 # Kernels work on one (n, c) plane; a range kernel runs a piece of the planes and crfrnn_np.threads.parallel_for
 # spreads the pieces over threads (each thread gets at least crfrnn_np.config.PARALLEL_MIN_WORK elements).
 
@@ -84,11 +104,9 @@ def _max_backward_plane(dy, p, mask, dx):
 def _ave_forward_plane(x, p, kh, kw, sh, sw, ph, pw, y):
     H, W = x.shape[1], x.shape[2]
     for oy in range(y.shape[1]):
-        hstart = oy * sh - ph
-        hend = min(hstart + kh, H + ph)
+        hstart, hend = ave_window(oy, sh, ph, kh, H)
         for ox in range(y.shape[2]):
-            wstart = ox * sw - pw
-            wend = min(wstart + kw, W + pw)
+            wstart, wend = ave_window(ox, sw, pw, kw, W)
             pool_size = (hend - hstart) * (wend - wstart)
             s = 0.0
             for h in range(max(hstart, 0), min(hend, H)):
@@ -102,11 +120,9 @@ def _ave_backward_plane(dy, p, kh, kw, sh, sw, ph, pw, dx):
     H, W = dx.shape[1], dx.shape[2]
     dx[p] = 0
     for oy in range(dy.shape[1]):
-        hstart = oy * sh - ph
-        hend = min(hstart + kh, H + ph)
+        hstart, hend = ave_window(oy, sh, ph, kh, H)
         for ox in range(dy.shape[2]):
-            wstart = ox * sw - pw
-            wend = min(wstart + kw, W + pw)
+            wstart, wend = ave_window(ox, sw, pw, kw, W)
             g = dy[p, oy, ox] / ((hend - hstart) * (wend - wstart))
             for h in range(max(hstart, 0), min(hend, H)):
                 for w in range(max(wstart, 0), min(wend, W)):

@@ -10,6 +10,8 @@ from numba import cuda, types
 
 from crfrnn_np.cuda_kernel import I64, gpu_kernel, grid_1d
 
+from .pool import ave_window, covering_outputs
+
 GEO = types.UniTuple(I64, 6)
 
 
@@ -56,11 +58,9 @@ def max_backward_kernel(dy, mask, geo, zero, dx):
     w = t % width
     h = (t // width) % height
     p = t // (width * height)
-    # the outputs whose (unclipped) window covers row h: oy*sh - ph <= h < oy*sh - ph + kh; likewise columns
-    oy0 = 0 if h + ph < kh else (h + ph - kh) // sh + 1
-    oy1 = min((h + ph) // sh + 1, dy.shape[1])
-    ox0 = 0 if w + pw < kw else (w + pw - kw) // sw + 1
-    ox1 = min((w + pw) // sw + 1, dy.shape[2])
+    # the outputs whose (unclipped) window covers row h, and column w
+    oy0, oy1 = covering_outputs(h, ph, kh, sh, dy.shape[1])
+    ox0, ox1 = covering_outputs(w, pw, kw, sw, dy.shape[2])
     me = h * width + w
     acc = zero
     for oy in range(oy0, oy1):
@@ -83,10 +83,8 @@ def ave_forward_kernel(x, geo, y):
     ox = t % pw_out
     oy = (t // pw_out) % ph_out
     p = t // (pw_out * ph_out)
-    hstart = oy * sh - ph
-    wstart = ox * sw - pw
-    hend = min(hstart + kh, height + ph)
-    wend = min(wstart + kw, width + pw)
+    hstart, hend = ave_window(oy, sh, ph, kh, height)
+    wstart, wend = ave_window(ox, sw, pw, kw, width)
     pool_size = (hend - hstart) * (wend - wstart)
     s = 0.0
     for h in range(max(hstart, 0), min(hend, height)):
@@ -107,17 +105,13 @@ def ave_backward_kernel(dy, geo, zero, dx):
     w = t % width
     h = (t // width) % height
     p = t // (width * height)
-    oy0 = 0 if h + ph < kh else (h + ph - kh) // sh + 1
-    oy1 = min((h + ph) // sh + 1, dy.shape[1])
-    ox0 = 0 if w + pw < kw else (w + pw - kw) // sw + 1
-    ox1 = min((w + pw) // sw + 1, dy.shape[2])
+    oy0, oy1 = covering_outputs(h, ph, kh, sh, dy.shape[1])
+    ox0, ox1 = covering_outputs(w, pw, kw, sw, dy.shape[2])
     dx[p, h, w] = zero
     for oy in range(oy0, oy1):
-        hstart = oy * sh - ph
-        hend = min(hstart + kh, height + ph)
+        hstart, hend = ave_window(oy, sh, ph, kh, height)
         for ox in range(ox0, ox1):
-            wstart = ox * sw - pw
-            wend = min(wstart + kw, width + pw)
+            wstart, wend = ave_window(ox, sw, pw, kw, width)
             dx[p, h, w] += dy[p, oy, ox] / ((hend - hstart) * (wend - wstart))
 
 
