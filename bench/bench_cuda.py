@@ -38,17 +38,6 @@ DEPLOY_TARGET_S = 0.05
 WARMUP_SIZE = 48
 
 
-def gpu_present():
-    """True when numba.cuda has a real device (not the simulator)."""
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return False
-    try:
-        from numba import cuda
-        return bool(cuda.is_available())
-    except Exception:
-        return False
-
-
 def cuda_event_time(fn, repeat, warmup):
     """Best of ``repeat`` timings of ``fn()`` by CUDA events, after ``warmup`` untimed calls; (best, times) s."""
     from numba import cuda
@@ -111,7 +100,8 @@ def _compare(label, nets, inputs, warm_inputs, cpu_repeat, repeat, warmup):
 
 
 def main():
-    if not gpu_present():
+    from crfrnn_np.backend import real_gpu_present
+    if not real_gpu_present():
         print("bench_cuda: skipped: numba.cuda finds no CUDA GPU here (no driver or device); run it on a "
               "machine with one", flush=True)
         return None
@@ -153,7 +143,8 @@ def main():
                                difference), flush=True)
     results["crf_fused"] = {"cuda": fused_best, "speedup_over_steps": crf["cuda"] / fused_best,
                             "difference": difference}
-    del nets, fused
+    del nets
+    fused = None                     # its device buffers, before the next part allocates its own
 
     fcn_param, source = fcn8s_model()
     nets = _nets(fcn_param, fill=True)

@@ -12,7 +12,7 @@ set -e
 PYTHON=${PYTHON:-python3}
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONUNBUFFERED=1
 unset NUMBA_ENABLE_CUDASIM
-"$PYTHON" -c "from crfrnn_np.testing import real_gpu_present; import sys; sys.exit(0 if real_gpu_present() else 'gpu_check: numba.cuda finds no CUDA GPU here')"
+"$PYTHON" -c "from crfrnn_np.backend import real_gpu_present; import sys; sys.exit(0 if real_gpu_present() else 'gpu_check: numba.cuda finds no CUDA GPU here')"
 "$PYTHON" -m pytest -q -rs -n "${GPU_CHECK_WORKERS:-4}" tests/integration/test_cuda_on_gpu.py \
     tests/lattice/test_cuda_build.py tests/lattice/test_lattice_cuda.py tests/crfrnn_np/test_cuda_kernel.py
 "$PYTHON" -m bench.bench_cuda

@@ -33,6 +33,11 @@ def simulator_on():
     return bool(config.ENABLE_CUDASIM)
 
 
+def real_gpu_present():
+    """True when numba.cuda reaches a real device (a driver and a GPU): never under the simulator."""
+    return bool(cuda_available()) and not simulator_on()
+
+
 def device_info():
     """``(name, compute capability, free bytes, total bytes)`` of the current CUDA device (a nominal large
     device under the simulator)."""

@@ -343,15 +343,6 @@ def run_on_gpu(args, ok=None, timeout=600):
     return _run_check(args, env, ok, timeout)
 
 
-def real_gpu_present():
-    """Whether a real CUDA GPU (not the simulator) is usable from this process."""
-    import os
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return False
-    from .backend import cuda_available
-    return bool(cuda_available())
-
-
 #: θα, θβ, θγ of the small MultiStageMeanfield test nets (:func:`meanfield_snippet`).
 MEANFIELD_THETAS = (8.0, 30.0, 3.0)
 

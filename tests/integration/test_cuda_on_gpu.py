@@ -12,7 +12,8 @@ import pathlib
 
 import pytest
 
-from crfrnn_np.testing import real_gpu_present, run_on_gpu
+from crfrnn_np.backend import real_gpu_present
+from crfrnn_np.testing import run_on_gpu
 
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 #: The simulator checks; cudasim_launch_check.py checks the simulator's own signature wrapper.
